@@ -1,0 +1,3 @@
+from machikit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,83 @@
+"""The one `machikit` command.
+
+Each tier is imported only when its command runs, so a Raspberry Pi never
+loads the collector and a workshop laptop never needs PostgreSQL.
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable
+
+from machikit import __version__
+from machikit.texts import say
+
+# command -> (module, function, extra needed, help text)
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "serve": ("collector.serve", "run_serve", "collector",
+              "サーバーを起動 (broker + collector) / run the server"),
+    "demo": ("collector.demo", "run_demo", "collector",
+             "模擬デバイス付きデモ / demo with simulated devices"),
+    "collect": ("collector.ingest", "run_collect", "collector",
+                "収集プロセスだけを起動 / run one collector worker"),
+    "migrate": ("collector.storage", "run_migrate", "collector",
+                "データベースを最新の版に / update the database schema"),
+    "retention": ("collector.retention", "run_retention", "collector",
+                  "古いデータを今すぐ削除 / drop data past retention now"),
+    "stats": ("collector.stats", "run_stats", "collector",
+              "収集の統計を表示 / show collector counters"),
+    "bench": ("collector.bench", "run_bench", "collector",
+              "取り込み性能を測る / measure ingest throughput"),
+    "dev": ("machikit.testbed", "run_dev", "dev",
+            "開発用: テスト用サービス / developer tools: test services"),
+}
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """Only the selected command's module is imported (for its options)."""
+    parser = argparse.ArgumentParser(prog="machikit", description="まちキット / machikit")
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="詳しいログ / debug logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, _func, _extra, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if name == selected:
+            _add_options(name, module, command)
+    return parser
+
+
+def _selected_command(argv: list[str]) -> str | None:
+    return next((arg for arg in argv if arg in COMMANDS), None)
+
+
+def _add_options(name: str, module: str, parser: argparse.ArgumentParser) -> None:
+    """Let each command module declare its own options with add_arguments()."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        parser.set_defaults(_missing_extra=COMMANDS[name][2])
+        parser.add_argument("rest", nargs=argparse.REMAINDER)
+        return
+    add: Callable[[argparse.ArgumentParser], None] | None = getattr(mod, "add_arguments", None)
+    if add:
+        add(parser)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_selected_command(argv)).parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if getattr(args, "_missing_extra", None):
+        print(say("missing_extra", extra=args._missing_extra), file=sys.stderr)
+        return 2
+    module, func, _extra, _help = COMMANDS[args.command]
+    handler = getattr(importlib.import_module(module), func)
+    try:
+        return int(handler(args) or 0)
+    except KeyboardInterrupt:
+        print(say("interrupted"), file=sys.stderr)
+        return 130
