@@ -358,6 +358,7 @@ def _check_item(item, index, now_ms):
         return channel, _check_data(channel, item, now_ms)
     except ContractError as err:
         err.detail = "items[%d]: %s" % (index, err.detail)
+        err.item = item  # the refused item itself, kept for quarantine
         return channel, err
 
 

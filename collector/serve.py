@@ -1,0 +1,80 @@
+"""`machikit serve`: broker (embedded or external) + storage + collector in one process."""
+
+import argparse
+import logging
+import signal
+import threading
+
+from collector.broker import EmbeddedBroker, local_url
+from collector.ingest import Collector, migrate_when_ready
+from collector.settings import Settings, load_settings, redact
+from collector.storage import Storage, open_storage
+from machikit.texts import say
+
+log = logging.getLogger("machikit.serve")
+
+
+class Server:
+    """Everything `serve` runs, startable and stoppable from code (demo, tests)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stop_event = threading.Event()
+        self.broker: EmbeddedBroker | None = None
+        self.storage: Storage | None = None
+        self.collector: Collector | None = None
+        self._writer: threading.Thread | None = None
+
+    @property
+    def mqtt_url(self) -> str:
+        return self.settings.mqtt_url or local_url(self.settings)
+
+    def start(self) -> None:
+        s = self.settings
+        if s.embedded_broker:
+            self.broker = EmbeddedBroker(s.embedded_mqtt_host, s.embedded_mqtt_port, s.data_dir)
+            local_url(s)  # make sure the collector's user exists before clients connect
+            self.broker.start()
+        self.storage = open_storage(s.database())
+        migrate_when_ready(self.storage, self.stop_event)
+        self.collector = Collector(s, self.storage, self.mqtt_url)
+        self.collector.start()
+        self._writer = threading.Thread(target=self.collector.run, args=(self.stop_event,),
+                                        name="collector", daemon=True)
+        self._writer.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self._writer:
+            self._writer.join(timeout=30)
+        if self.collector:
+            self.collector.close()
+        if self.broker:
+            self.broker.stop()
+
+    def describe(self) -> str:
+        return say("serve_ready", mqtt=redact(self.mqtt_url),
+                   database=redact(self.settings.database()))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="設定ファイル / config file (machikit.toml)")
+
+
+def wait_for_signal(stop: threading.Event, seconds: float | None = None) -> None:
+    """Block until Ctrl-C / SIGTERM (or `seconds` pass)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait(seconds)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    server = Server(load_settings(args.config))
+    server.start()
+    print(server.describe(), flush=True)
+    try:
+        wait_for_signal(server.stop_event)
+    finally:
+        server.stop()
+    print(say("stopped"))
+    return 0

@@ -1,0 +1,92 @@
+"""Collector counters: logged, and published (retained) for `machikit stats`."""
+
+import argparse
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from machikit.texts import say
+
+STATS_TOPIC = "machikit/sys/collector/{client_id}/stats"
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    batches: int = 0
+    db_errors: int = 0
+    pending: int = 0
+    lag_ms: int = 0  # receive -> commit, worst message of the last batch
+    # publish -> commit for messages with a synced clock, this interval
+    ages: list[int] = field(default_factory=list, repr=False)
+
+    def snapshot(self, client_id: str, interval_s: float, previous: "Counters | None") -> dict:
+        ages = sorted(self.ages)
+        self.ages = []
+        before = previous.stored + previous.duplicates if previous else 0
+        return {
+            "client_id": client_id,
+            "time_ms": time.time_ns() // 1_000_000,
+            **{k: v for k, v in asdict(self).items() if k != "ages"},
+            "rate_per_s": round((self.stored + self.duplicates - before) / interval_s, 1),
+            "age_ms": _percentiles(ages),
+        }
+
+
+def _percentiles(values: list[int]) -> dict[str, int]:
+    if not values:
+        return {}
+    pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
+    return {"p50": pick(0.5), "p99": pick(0.99), "max": values[-1], "count": len(values)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="設定ファイル / config file (machikit.toml)")
+    parser.add_argument("--json", action="store_true", help="JSONで表示 / print JSON")
+    parser.add_argument("--wait", type=float, default=3.0, help="待つ秒数 / seconds to wait")
+
+
+def read_stats(wait_s: float) -> list[dict]:
+    """Every collector's latest counters, from their retained stats messages."""
+    from collector.mqtt import connect, make_client
+    from collector.settings import load_settings, parse_mqtt_url
+
+    settings = load_settings()
+    target = parse_mqtt_url(settings.mqtt_url or _embedded_url(settings))
+    client = make_client(target, f"machikit-stats-{time.monotonic_ns() % 100000}",
+                         settings.protocol())
+    found: dict[str, dict] = {}
+    done = threading.Event()
+    client.on_connect = lambda c, *_: c.subscribe(STATS_TOPIC.format(client_id="+"), 0)
+    client.on_message = lambda c, u, m: found.__setitem__(m.topic, json.loads(m.payload))
+    connect(client, target)
+    client.loop_start()
+    done.wait(wait_s)
+    client.loop_stop()
+    client.disconnect()
+    return list(found.values())
+
+
+def _embedded_url(settings) -> str:  # type: ignore[no-untyped-def]
+    from collector.broker import local_url
+
+    return local_url(settings)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    if args.config:
+        import os
+
+        os.environ["MACHIKIT_CONFIG"] = args.config
+    stats = read_stats(args.wait)
+    if not stats:
+        print(say("no_stats"))
+        return 1
+    for item in stats:
+        print(json.dumps(item, ensure_ascii=False) if args.json else
+              f"[{item['client_id']}] " + say("collector_counters", **item))
+    return 0

@@ -1,0 +1,93 @@
+"""What every storage engine offers the collector (SQLite and TimescaleDB).
+
+Rows travel as plain tuples in the column order below, with times as Unix
+milliseconds; each engine turns them into its own types.
+"""
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+TABLES: dict[str, tuple[str, ...]] = {
+    "positions": (
+        "time", "device_id", "seq", "received_at", "clock_synced",
+        "lat", "lon", "alt", "speed", "heading", "sats", "hdop",
+    ),
+    "readings": (
+        "time", "device_id", "seq", "received_at", "clock_synced",
+        "sensor", "value", "unit", "quality",
+    ),
+    "events": (
+        "time", "device_id", "seq", "received_at", "clock_synced",
+        "event", "value", "unit", "text",
+    ),
+    "device_status": (
+        "time", "device_id", "received_at", "state", "fw", "boot", "uptime_ms",
+        "rssi", "buffered", "heap", "battery", "reset_cause",
+    ),
+    "quarantine": ("received_at", "topic", "payload", "reason", "detail"),
+}
+DATA_TABLES = ("positions", "readings", "events", "device_status")
+TIME_COLUMNS = ("time", "received_at")
+
+Row = tuple[object, ...]
+
+
+class StorageUnavailable(Exception):
+    """The database cannot be reached right now; try the same batch again later."""
+
+
+@dataclass(frozen=True)
+class Device:
+    id: int
+    town: str
+    name: str
+    kind: str = "sensor"
+    public: bool = False
+    label: str | None = None
+
+
+@dataclass
+class Batch:
+    """Rows for one transaction, per table."""
+
+    rows: dict[str, list[Row]] = field(default_factory=lambda: {t: [] for t in TABLES})
+
+    def add(self, table: str, row: Row) -> None:
+        self.rows[table].append(row)
+
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self.rows.values())
+
+
+@dataclass
+class WriteResult:
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+
+
+class Storage(Protocol):
+    engine: str
+
+    def migrate(self) -> int: ...
+
+    def write(self, batch: Batch) -> WriteResult: ...
+
+    def find_devices(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Device]: ...
+
+    def add_device(
+        self, town: str, name: str, kind: str = "sensor", public: bool = False,
+        label: str | None = None,
+    ) -> Device: ...
+
+    def boot_starts(self, candidates: dict[tuple[int, int], int]) -> dict[tuple[int, int], int]:
+        """For (device_id, boot): the first estimate of when that boot began (ms)."""
+        ...
+
+    def apply_retention(self, days: dict[str, int], now_ms: int) -> dict[str, int]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def info(self) -> dict[str, str]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,216 @@
+"""PostgreSQL + TimescaleDB storage (production).
+
+A batch is COPYed into per-connection staging tables, then moved with
+INSERT … ON CONFLICT DO NOTHING, so replays and redeliveries store once.
+Only Apache-2 TimescaleDB features are used (hypertables, drop_chunks).
+"""
+
+import psycopg
+from psycopg import sql
+
+from collector.storage.base import (
+    DATA_TABLES,
+    TABLES,
+    TIME_COLUMNS,
+    Batch,
+    Device,
+    StorageUnavailable,
+    WriteResult,
+)
+from collector.storage.migrations import pending
+from machikit.texts import say
+
+MIGRATION_LOCK = 0x6D616368  # 'mach': two workers starting together migrate once
+DEVICE_COLUMNS = "id, town, name, kind, public, label"
+TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+class PostgresStorage:
+    engine = "postgres"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: psycopg.Connection | None = None
+        self._staged = False  # staging tables exist on the current connection
+
+    # --- connection ---------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+            except TRANSIENT as err:
+                raise StorageUnavailable(str(err).strip()) from err
+            self._staged = False
+        return self._conn
+
+    def _run(self, work):  # type: ignore[no-untyped-def]
+        """Run work(conn); a lost connection becomes StorageUnavailable."""
+        conn = self._connection()
+        try:
+            return work(conn)
+        except TRANSIENT as err:
+            conn.close()
+            raise StorageUnavailable(str(err).strip()) from err
+
+    # --- schema ---------------------------------------------------------------
+
+    def migrate(self) -> int:
+        return int(self._run(self._migrate))
+
+    def _migrate(self, conn: psycopg.Connection) -> int:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+            for migration in pending(self.engine, applied):
+                _apply(conn, migration.sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+            row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def _stage(self, conn: psycopg.Connection) -> None:
+        """Temporary staging tables: like the real ones, with times as Unix ms."""
+        if self._staged:
+            return
+        for table in TABLES:
+            stage = sql.Identifier("stage_" + table)
+            conn.execute(sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS"
+            ).format(stage, sql.Identifier(table)))
+            for column in TIME_COLUMNS:
+                if column in TABLES[table]:
+                    conn.execute(sql.SQL(
+                        "ALTER TABLE {} ALTER {} TYPE bigint USING 0"
+                    ).format(stage, sql.Identifier(column)))
+        self._staged = True
+
+    # --- writing --------------------------------------------------------------
+
+    def write(self, batch: Batch) -> WriteResult:
+        return self._run(lambda conn: self._write(conn, batch))  # type: ignore[no-any-return]
+
+    def _write(self, conn: psycopg.Connection, batch: Batch) -> WriteResult:
+        self._stage(conn)
+        result = WriteResult()
+        with conn.transaction(), conn.cursor() as cur:
+            for table in (*DATA_TABLES, "quarantine"):
+                rows = batch.rows[table]
+                if not rows:
+                    continue
+                stored = _copy_and_move(cur, table, rows)
+                if table == "quarantine":
+                    result.quarantined += stored
+                else:
+                    result.stored += stored
+                    result.duplicates += len(rows) - stored
+        return result
+
+    # --- devices ----------------------------------------------------------------
+
+    def find_devices(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Device]:
+        towns, names = [k[0] for k in keys], [k[1] for k in keys]
+        rows = self._run(lambda conn: conn.execute(
+            f"SELECT {DEVICE_COLUMNS} FROM devices"
+            " JOIN unnest(%s::text[], %s::text[]) AS k(town, name) USING (town, name)"
+            " WHERE revoked_at IS NULL", (towns, names),
+        ).fetchall())
+        return {(r[1], r[2]): Device(*r) for r in rows}
+
+    def add_device(self, town: str, name: str, kind: str = "sensor", public: bool = False,
+                   label: str | None = None) -> Device:
+        row = self._run(lambda conn: conn.execute(
+            "INSERT INTO devices (town, name, kind, public, label) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (town, name) DO UPDATE SET kind = excluded.kind,"
+            " public = excluded.public, label = excluded.label, revoked_at = NULL"
+            f" RETURNING {DEVICE_COLUMNS}", (town, name, kind, public, label),
+        ).fetchone())
+        return Device(*row)
+
+    def boot_starts(self, candidates: dict[tuple[int, int], int]) -> dict[tuple[int, int], int]:
+        keys = list(candidates)
+        args = ([k[0] for k in keys], [k[1] for k in keys], [candidates[k] for k in keys])
+        rows = self._run(lambda conn: _boot_starts(conn, args))
+        return {(d, b): int(start) for d, b, start in rows}
+
+    # --- housekeeping -------------------------------------------------------------
+
+    def apply_retention(self, days: dict[str, int], now_ms: int) -> dict[str, int]:
+        dropped = {}
+        for table, keep in days.items():
+            if keep > 0:
+                rows = self._run(lambda conn, t=table, k=keep: conn.execute(
+                    "SELECT drop_chunks(%s, older_than => to_timestamp(%s / 1000.0)"
+                    " - make_interval(days => %s))", (t, now_ms, k),
+                ).fetchall())
+                dropped[table] = len(rows)
+        return dropped
+
+    def counts(self) -> dict[str, int]:
+        return self._run(lambda conn: {  # type: ignore[no-any-return]
+            table: conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+            ).fetchone()[0]  # type: ignore[index]
+            for table in TABLES
+        })
+
+    def info(self) -> dict[str, str]:
+        row = self._run(lambda conn: conn.execute(
+            "SELECT current_setting('server_version'),"
+            " (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'),"
+            " current_setting('timescaledb.license', true)"
+        ).fetchone())
+        return {"engine": "postgres", "version": row[0], "timescaledb": row[1] or "",
+                "license": row[2] or ""}
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
+def _apply(conn: psycopg.Connection, script: str) -> None:
+    try:
+        conn.execute(script)  # type: ignore[call-overload]
+    except (psycopg.errors.FeatureNotSupported, psycopg.errors.UndefinedFile,
+            psycopg.errors.InsufficientPrivilege) as err:
+        if "timescaledb" in str(err):
+            raise SystemExit(say("timescaledb_missing") + f"\n{err}") from err
+        raise
+
+
+def _copy_and_move(cur: psycopg.Cursor, table: str, rows: list) -> int:
+    columns = TABLES[table]
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    stage = sql.Identifier("stage_" + table)
+    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, names)) as copy:
+        for row in rows:
+            copy.write_row(row)
+    values = sql.SQL(", ").join(
+        sql.SQL("to_timestamp({} / 1000.0)").format(sql.Identifier(c)) if c in TIME_COLUMNS
+        else sql.Identifier(c)
+        for c in columns
+    )
+    conflict = sql.SQL("" if table == "quarantine" else "ON CONFLICT DO NOTHING")
+    cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} {}").format(
+        sql.Identifier(table), names, values, stage, conflict))
+    return cur.rowcount
+
+
+def _boot_starts(conn: psycopg.Connection, args: tuple[list, list, list]) -> list:
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO device_boots SELECT d, b, to_timestamp(s / 1000.0)"
+            " FROM unnest(%s::int[], %s::int[], %s::bigint[]) AS x(d, b, s)"
+            " ON CONFLICT DO NOTHING", args,
+        )
+        return conn.execute(
+            "SELECT device_id, boot, (extract(epoch FROM started_at) * 1000)::bigint"
+            " FROM device_boots JOIN unnest(%s::int[], %s::int[]) AS x(d, b)"
+            " ON device_id = d AND boot = b", args[:2],
+        ).fetchall()
