@@ -65,7 +65,7 @@ def local_user(data_dir: Path, user: str) -> str:
     return password
 
 
-def local_url(settings, user: str = "machikit-collector") -> str:  # type: ignore[no-untyped-def]
+def local_url(settings, user: str = "machikit-collector") -> str:
     password = local_user(settings.data_dir, user)
     host = settings.embedded_mqtt_host
     connect_to = "127.0.0.1" if host in ("0.0.0.0", "") else host

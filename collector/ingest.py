@@ -65,12 +65,12 @@ class Collector:
         group = self.settings.mqtt_shared_group
         return f"$share/{group}/{topic}" if group else topic
 
-    def _on_connect(self, client, userdata, flags, reason, properties):  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason, properties):
         if reason.is_failure:
             log.error(say("mqtt_refused", detail=reason))
             return
         if self.settings.protocol() == "5":
-            # retainHandling=1: retained messages only for a new subscription, not on every reconnect
+            # retainHandling=1: retained messages only for a new subscription, not each reconnect
             options = mqtt.SubscribeOptions(qos=1, retainHandling=1)
             client.subscribe(self.subscription(), options=options)
         else:
@@ -78,14 +78,15 @@ class Collector:
         log.info(say("mqtt_connected", host=self.target.host, port=self.target.port))
         self.connected.set()
 
-    def _on_disconnect(self, client, userdata, flags, reason, properties):  # type: ignore[no-untyped-def]
+    def _on_disconnect(self, client, userdata, flags, reason, properties):
         # Messages of the old connection can no longer be acknowledged: the broker
         # sends them again on the next one, and the dedupe key stores them once.
         self.generation += 1
         self.connected.clear()
-        log.warning(say("mqtt_lost", detail=reason))
+        if reason.is_failure:
+            log.warning(say("mqtt_lost", detail=reason))
 
-    def _on_message(self, client, userdata, message):  # type: ignore[no-untyped-def]
+    def _on_message(self, client, userdata, message):
         self.inbox.put(Incoming(message.topic, message.payload, now_ms(), message.mid,
                                 message.qos, message.retain, self.generation))
 
@@ -144,7 +145,7 @@ class Collector:
                     return False
                 delay = min(delay * 2, 30.0)
 
-    def _write(self, good: list[intake.Checked], refused) -> WriteResult:  # type: ignore[no-untyped-def]
+    def _write(self, good: list[intake.Checked], refused) -> WriteResult:
         batch = intake.to_rows(good, _copy(refused), self.registry, self.storage)
         try:
             return self.storage.write(batch)
@@ -154,7 +155,7 @@ class Collector:
             log.exception("batch refused by the database; writing one message at a time")
             return self._write_one_by_one(good, refused)
 
-    def _write_one_by_one(self, good, refused) -> WriteResult:  # type: ignore[no-untyped-def]
+    def _write_one_by_one(self, good, refused) -> WriteResult:
         total = self.storage.write(_copy(refused))
         for checked in good:
             try:

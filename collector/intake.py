@@ -76,7 +76,7 @@ def _split_batch(incoming: Incoming, town: str, device: str, items: list,
     for channel, item in items:
         if isinstance(item, contract.ContractError):
             refused.add("quarantine", quarantine_row(incoming, item.reason, item.detail,
-                                                     getattr(item, "item", None)))
+                                                     item.item))
         else:
             good.append(Checked(incoming, town, device, channel, item, from_batch=True))
 
@@ -105,7 +105,7 @@ def to_rows(good: list[Checked], refused: Batch, registry: Registry, storage: St
 
 def _boot_starts(known: list[Checked], devices: dict, storage: Storage) -> dict:
     """For unsynced clocks: when each (device, boot) started, fixed at first sight."""
-    candidates = {}
+    candidates: dict[tuple[int, int], int] = {}
     for c in known:
         if c.channel in contract.DATA_CHANNELS and c.msg.get("sync", True) is False:
             key = (devices[(c.town, c.device)].id, c.msg["boot"])

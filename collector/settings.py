@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     batch_max: int = Field(1000, ge=1)
     session_expiry_s: int = Field(7 * 24 * 3600, ge=0)  # broker keeps our queue this long
     stats_interval_s: float = Field(10.0, gt=0)
-    retention: Retention = Retention()  # type: ignore[call-arg]
+    retention: Retention = Retention()
     retention_interval_s: float = Field(3600.0, gt=0)
 
     @classmethod

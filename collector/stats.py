@@ -71,7 +71,7 @@ def read_stats(wait_s: float) -> list[dict]:
     return list(found.values())
 
 
-def _embedded_url(settings) -> str:  # type: ignore[no-untyped-def]
+def _embedded_url(settings) -> str:
     from collector.broker import local_url
 
     return local_url(settings)

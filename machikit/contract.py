@@ -54,6 +54,8 @@ STATES = ("online", "offline")
 class ContractError(ValueError):
     """A message that breaks the contract. `reason` is a short stable code."""
 
+    item = None  # for a bad item of a batch: the item itself
+
     def __init__(self, reason, detail=""):
         super().__init__(reason)
         self.reason = reason
@@ -218,7 +220,8 @@ def _number(msg, key, low, high, required, integer=False):
         return
     value = msg[key]
     if not (_is_int(value) if integer else _is_number(value)):
-        raise ContractError("bad_type", key + " must be " + ("an integer" if integer else "a number"))
+        kind = "an integer" if integer else "a number"
+        raise ContractError("bad_type", key + " must be " + kind)
     if not low <= value <= high:
         raise ContractError("out_of_range", "%s=%s not in %s..%s" % (key, value, low, high))
 
@@ -232,12 +235,15 @@ def _text(msg, key, limit, required):
         raise ContractError("bad_type", key + " must be text")
     if len(msg[key]) > limit:
         raise ContractError("out_of_range", key + " longer than %d" % limit)
+    if "\x00" in msg[key]:  # databases cannot store NUL inside text
+        raise ContractError("bad_type", key + " contains a NUL character")
 
 
 def _choice(msg, key, allowed, required):
     _text(msg, key, 32, required)
     if key in msg and msg[key] is not None and msg[key] not in allowed:
-        raise ContractError("out_of_range", "%s=%s not one of %s" % (key, msg[key], ",".join(allowed)))
+        choices = ",".join(allowed)
+        raise ContractError("out_of_range", "%s=%s not one of %s" % (key, msg[key], choices))
 
 
 def _check_version(msg):

@@ -97,6 +97,40 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Building the test services needs root (run with sudo, or point "
         "MACHIKIT_TEST_DATABASE_URL and MACHIKIT_TEST_MQTT_URL at your own services).",
     ),
+    "testbed_building": (
+        "テスト用の Debian 13 環境を作っています（初回だけ、1分ほど）: {path}",
+        "Building the Debian 13 root for the test services "
+        "(first time only, about a minute): {path}",
+    ),
+    "testbed_built": (
+        "Debian 13 環境ができました（{seconds:.0f} 秒）。",
+        "Root built in {seconds:.0f} s.",
+    ),
+    "testbed_up": (
+        "テスト用サービスが動いています（{seconds:.1f} 秒）。接続情報: {path}"
+        "（machikit dev services env）",
+        "Test services are up ({seconds:.1f} s). Connection details: {path} "
+        "(machikit dev services env)",
+    ),
+    "testbed_down": ("テスト用サービスを停止しました。", "Test services stopped."),
+    "testbed_reset": (
+        "MQTT の保存状態を消し、テスト用データベースを {count} 個削除しました。",
+        "Cleared the MQTT broker's saved state and dropped {count} test database(s).",
+    ),
+    "testbed_absent": (
+        "テスト用サービスがありません（{path}）。machikit dev services up を実行してください。",
+        "No test services in {path}. Run: machikit dev services up",
+    ),
+    "testbed_running": (
+        "{service}: 動作中（pid {pid}、{detail}）",
+        "{service}: running (pid {pid}, {detail})",
+    ),
+    "testbed_not_running": ("{service}: 停止中", "{service}: not running"),
+    "testbed_micropython": ("MicroPython: {path}", "MicroPython: {path}"),
+    "testbed_failed": (
+        "テスト用サービスの準備に失敗しました: {step}（ログの最後を下に表示）",
+        "Test services failed: {step} (end of the log below)",
+    ),
 }
 
 

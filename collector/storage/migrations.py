@@ -23,7 +23,8 @@ def migrations(engine: str) -> list[Migration]:
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):
             number, _, rest = entry.name.partition("_")
-            found.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text("utf-8")))
+            sql = entry.read_text("utf-8")
+            found.append(Migration(int(number), rest.removesuffix(".sql"), sql))
     return sorted(found, key=lambda m: m.version)
 
 

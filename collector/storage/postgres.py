@@ -44,7 +44,7 @@ class PostgresStorage:
             self._staged = False
         return self._conn
 
-    def _run(self, work):  # type: ignore[no-untyped-def]
+    def _run(self, work):
         """Run work(conn); a lost connection becomes StorageUnavailable."""
         conn = self._connection()
         try:
@@ -94,7 +94,7 @@ class PostgresStorage:
     # --- writing --------------------------------------------------------------
 
     def write(self, batch: Batch) -> WriteResult:
-        return self._run(lambda conn: self._write(conn, batch))  # type: ignore[no-any-return]
+        return self._run(lambda conn: self._write(conn, batch))
 
     def _write(self, conn: psycopg.Connection, batch: Batch) -> WriteResult:
         self._stage(conn)
@@ -153,10 +153,10 @@ class PostgresStorage:
         return dropped
 
     def counts(self) -> dict[str, int]:
-        return self._run(lambda conn: {  # type: ignore[no-any-return]
+        return self._run(lambda conn: {
             table: conn.execute(
                 sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
-            ).fetchone()[0]  # type: ignore[index]
+            ).fetchone()[0]
             for table in TABLES
         })
 
@@ -176,7 +176,7 @@ class PostgresStorage:
 
 def _apply(conn: psycopg.Connection, script: str) -> None:
     try:
-        conn.execute(script)  # type: ignore[call-overload]
+        conn.execute(script)
     except (psycopg.errors.FeatureNotSupported, psycopg.errors.UndefinedFile,
             psycopg.errors.InsufficientPrivilege) as err:
         if "timescaledb" in str(err):

@@ -18,10 +18,8 @@ T = NOW_MS - 60_000
 
 
 def expected(kind: str, case: dict, interpreter: str) -> dict:
-    if kind == "good":
-        reason = "ok"
-    else:
-        reason = case.get("reason_" + interpreter, case.get("reason", "ok"))
+    default = case.get("reason", "ok")
+    reason = "ok" if kind == "good" else case.get("reason_" + interpreter, default)
     want = {"result": reason}
     if "items" in case:
         want["items"] = case["items"]

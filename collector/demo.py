@@ -1,0 +1,74 @@
+"""`machikit demo`: the embedded server plus simulated devices, printing what is stored."""
+
+import argparse
+import threading
+import time
+
+from collector.broker import local_url
+from collector.serve import Server, wait_for_signal
+from collector.settings import Settings, load_settings, parse_mqtt_url
+from collector.simulate import Bus, GarbageTruck, PrinterBuzzer, SimulatedDevice, SnowGauge
+from machikit.texts import say
+
+TOWN = "muroran"
+DEVICES: tuple[tuple[type[SimulatedDevice], str, bool, str], ...] = (
+    # class, name, public, label
+    (Bus, "bus-01", True, "市内線バス1号車"),
+    (GarbageTruck, "gomi-01", True, "ごみ収集車1号"),
+    (SnowGauge, "snow-01", True, "積雪計（市役所）"),
+    (SnowGauge, "snow-02", True, "積雪計（東町）"),
+    (PrinterBuzzer, "printer-01", False, "窓口プリンター"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="設定ファイル / config file (machikit.toml)")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="この秒数で終了 / stop after this many seconds")
+    parser.add_argument("--every", type=float, default=5.0,
+                        help="表示間隔（秒） / print interval in seconds")
+
+
+def start_devices(server: Server, stop: threading.Event) -> list[threading.Thread]:
+    assert server.storage is not None
+    threads = []
+    for cls, name, public, label in DEVICES:
+        server.storage.add_device(TOWN, name, cls.kind, public, label)
+        url = server.settings.mqtt_url or local_url(server.settings, f"demo-{name}")
+        device = cls(TOWN, name, parse_mqtt_url(url), server.settings.protocol())
+        thread = threading.Thread(target=device.run, args=(stop,), name=name, daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def summary(server: Server) -> str:
+    assert server.storage is not None
+    counts = server.storage.counts()
+    return ", ".join(f"{table} {n}" for table, n in counts.items())
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    settings: Settings = load_settings(args.config)
+    server = Server(settings)
+    server.start()
+    print(server.describe(), flush=True)
+    print(say("demo_intro", count=len(DEVICES)), flush=True)
+    devices_stop = threading.Event()
+    threads = start_devices(server, devices_stop)
+    deadline = time.monotonic() + args.duration if args.duration else None
+    try:
+        while not server.stop_event.is_set():
+            left = deadline - time.monotonic() if deadline else args.every
+            if left <= 0:
+                break
+            wait_for_signal(server.stop_event, min(args.every, left))
+            print(say("demo_stored", summary=summary(server)), flush=True)
+    finally:
+        devices_stop.set()
+        for thread in threads:
+            thread.join(timeout=5)
+        time.sleep(0.5)  # let the collector store the devices' last words
+        print(say("demo_done", summary=summary(server)), flush=True)
+        server.stop()
+    return 0
