@@ -122,8 +122,8 @@ TEXTS: dict[str, tuple[str, str]] = {
         "No test services in {path}. Run: machikit dev services up",
     ),
     "testbed_running": (
-        "{service}: 動作中（pid {pid}、{detail}）",
-        "{service}: running (pid {pid}, {detail})",
+        "{service}: 動作中（{detail}）",
+        "{service}: running ({detail})",
     ),
     "testbed_not_running": ("{service}: 停止中", "{service}: not running"),
     "testbed_micropython": ("MicroPython: {path}", "MicroPython: {path}"),
