@@ -46,7 +46,7 @@ class Collector:
         self.inbox: queue.Queue[Incoming] = queue.Queue(maxsize=settings.receive_maximum)
         self.counters = Counters()
         self.generation = 0
-        self.connected = threading.Event()
+        self.subscribed = threading.Event()
         self.client = self._make_client()
 
     # --- MQTT side (runs in paho's network thread) ------------------------------
@@ -56,6 +56,7 @@ class Collector:
         client = make_client(self.target, s.mqtt_client_id, s.protocol(), persistent=True,
                              manual_ack=True, ca_file=str(s.mqtt_ca_file or "") or None)
         client.on_connect = self._on_connect
+        client.on_subscribe = lambda *_: self.subscribed.set()
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
@@ -76,13 +77,12 @@ class Collector:
         else:
             client.subscribe(self.subscription(), qos=1)
         log.info(say("mqtt_connected", host=self.target.host, port=self.target.port))
-        self.connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason, properties):
         # Messages of the old connection can no longer be acknowledged: the broker
         # sends them again on the next one, and the dedupe key stores them once.
         self.generation += 1
-        self.connected.clear()
+        self.subscribed.clear()
         if reason.is_failure:
             log.warning(say("mqtt_lost", detail=reason))
 

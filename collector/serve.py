@@ -39,6 +39,8 @@ class Server:
         migrate_when_ready(self.storage, self.stop_event)
         self.collector = Collector(s, self.storage, self.mqtt_url)
         self.collector.start()
+        if not self.collector.subscribed.wait(10):
+            log.warning("the collector has not subscribed yet; it keeps trying")
         self._writer = threading.Thread(target=self.collector.run, args=(self.stop_event,),
                                         name="collector", daemon=True)
         self._writer.start()

@@ -101,6 +101,9 @@ def setup(engine: str, tmp_path: Path, database_url: str, mqtt_url: str
         collector = CollectorProcess(env, tmp_path / "collector.log")
         collector.start()
         publisher = Publisher(mqtt_url, f"device-{town}")
+        # Until the collector's first subscription exists nobody would keep a message for
+        # it; from then on its persistent session does, even while it is dead.
+        assert wait_until(lambda: _probe(publisher, storage, town), timeout=30, every=0.5)
         try:
             yield collector, publisher, storage, town
         finally:
@@ -109,6 +112,11 @@ def setup(engine: str, tmp_path: Path, database_url: str, mqtt_url: str
             for client_id in (f"collector-{town}", f"device-{town}"):
                 forget_session(mqtt_url, client_id)
             storage.close()
+
+
+def _probe(publisher: Publisher, storage: Storage, town: str) -> bool:
+    publisher.send_msg(town, "bus-01", "status", contract.status("online"))
+    return storage.counts()["device_status"] > 0
 
 
 @contextlib.contextmanager
