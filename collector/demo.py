@@ -8,7 +8,8 @@ from collector.broker import local_url
 from collector.serve import Server, wait_for_signal
 from collector.settings import Settings, load_settings, parse_mqtt_url
 from collector.simulate import Bus, GarbageTruck, PrinterBuzzer, SimulatedDevice, SnowGauge
-from machikit.texts import say
+from collector.storage import Storage
+from machikit.texts import say, say_short
 
 TOWN = "muroran"
 DEVICES: tuple[tuple[type[SimulatedDevice], str, bool, str], ...] = (
@@ -48,6 +49,22 @@ def summary(server: Server) -> str:
     return ", ".join(f"{table} {n}" for table, n in counts.items())
 
 
+def latest_lines(storage: Storage) -> list[str]:
+    """One line per device (and sensor): the newest thing stored for it."""
+    lines: dict[tuple, str] = {}
+    for row in storage.recent("positions", 50):
+        lines.setdefault((row["device"],), f"{row['lat']:.5f}, {row['lon']:.5f}"
+                                            f"  {row['speed'] or 0:.1f} m/s")
+    for row in storage.recent("readings", 50):
+        ref = "（" + say_short("reference_value") + "）" if row["quality"] == "reference" else ""
+        lines.setdefault((row["device"], row["sensor"]),
+                         f"{row['sensor']} {row['value']} {row['unit']}{ref}")
+    for row in storage.recent("events", 20):
+        value = f" {row['value']:.0f} {row['unit']}" if row["value"] is not None else ""
+        lines.setdefault((row["device"],), f"{row['event']}{value}")
+    return [f"  {key[0]:<11} {text}" for key, text in sorted(lines.items())]
+
+
 def run_demo(args: argparse.Namespace) -> int:
     settings: Settings = load_settings(args.config)
     server = Server(settings)
@@ -64,6 +81,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 break
             wait_for_signal(server.stop_event, min(args.every, left))
             print(say("demo_stored", summary=summary(server)), flush=True)
+            if server.storage is not None:
+                print("\n".join(latest_lines(server.storage)), flush=True)
     finally:
         devices_stop.set()
         for thread in threads:

@@ -88,6 +88,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "デモ: 模擬デバイス {count} 台（バス・ごみ収集車・積雪計・プリンターブザー）がデータを送ります。",
         "Demo: {count} simulated devices (bus, garbage truck, snow gauges, printer buzzer) send data.",
     ),
+    "reference_value": ("参考値", "reference"),
     "demo_stored": ("保存済み: {summary}", "Stored so far: {summary}"),
     "demo_done": ("デモを終了しました。保存件数: {summary}", "Demo finished. Rows stored: {summary}"),
     # test services
@@ -132,6 +133,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Test services failed: {step} (end of the log below)",
     ),
 }
+
+
+def say_short(key: str) -> str:
+    """'日本語/English' for a short label."""
+    ja, en = TEXTS[key]
+    return ja + "/" + en
 
 
 def say(key: str, **values: object) -> str:

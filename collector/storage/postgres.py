@@ -160,6 +160,18 @@ class PostgresStorage:
             for table in TABLES
         })
 
+    def recent(self, table: str, limit: int) -> list[dict[str, object]]:
+        columns = TABLES[table]
+        values = sql.SQL(", ").join(
+            sql.SQL("(extract(epoch FROM t.{}) * 1000)::bigint").format(sql.Identifier(c))
+            if c in TIME_COLUMNS else sql.SQL("t.{}").format(sql.Identifier(c))
+            for c in columns
+        )
+        query = sql.SQL("SELECT {}, d.name FROM {} t JOIN devices d ON d.id = t.device_id"
+                        " ORDER BY t.time DESC LIMIT %s").format(values, sql.Identifier(table))
+        rows = self._run(lambda conn: conn.execute(query, (limit,)).fetchall())
+        return [dict(zip((*columns, "device"), row, strict=True)) for row in rows]
+
     def info(self) -> dict[str, str]:
         row = self._run(lambda conn: conn.execute(
             "SELECT current_setting('server_version'),"

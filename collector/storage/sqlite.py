@@ -137,6 +137,15 @@ class SqliteStorage:
                 for table in TABLES
             }
 
+    def recent(self, table: str, limit: int) -> list[dict[str, object]]:
+        columns = TABLES[table]
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT {', '.join('t.' + c for c in columns)}, d.name FROM {table} t"
+                " JOIN devices d ON d.id = t.device_id ORDER BY t.time DESC LIMIT ?", (limit,),
+            ).fetchall()
+        return [dict(zip((*columns, "device"), row, strict=True)) for row in rows]
+
     def info(self) -> dict[str, str]:
         return {"engine": "sqlite", "version": sqlite3.sqlite_version, "path": self.path}
 

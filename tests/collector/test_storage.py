@@ -106,3 +106,14 @@ def test_timescaledb_is_the_apache_edition_with_hypertables(database_url: str) -
             tables = {r[0] for r in conn.execute(
                 "SELECT hypertable_name FROM timescaledb_information.hypertables")}
         assert tables == {"positions", "readings", "events", "device_status", "quarantine"}
+
+
+def test_recent_rows_come_newest_first_with_device_names(storage: Storage) -> None:
+    bus = storage.add_device("muroran", "bus-01", "bus")
+    batch = Batch()
+    for seq in range(3):
+        batch.add("positions", position(bus.id, seq, T + seq * 1000))
+    storage.write(batch)
+    rows = storage.recent("positions", 2)
+    assert [(r["device"], r["seq"], r["time"]) for r in rows] == [
+        ("bus-01", 2, T + 2000), ("bus-01", 1, T + 1000)]
