@@ -10,7 +10,6 @@ Rules (docs/design.md explains each):
 """
 
 import argparse
-import json
 import logging
 import queue
 import signal
@@ -22,8 +21,9 @@ import paho.mqtt.client as mqtt
 from collector import intake
 from collector.intake import Incoming
 from collector.mqtt import connect, make_client
+from collector.retention import RetentionSchedule
 from collector.settings import Settings, load_settings, parse_mqtt_url
-from collector.stats import STATS_TOPIC, Counters
+from collector.stats import Counters, StatsReporter
 from collector.storage import Storage, StorageUnavailable, WriteResult, open_storage
 from machikit import contract
 from machikit.texts import say
@@ -45,6 +45,7 @@ class Collector:
         # unacknowledged messages; with 3.1.1 a full queue blocks the network thread.
         self.inbox: queue.Queue[Incoming] = queue.Queue(maxsize=settings.receive_maximum)
         self.counters = Counters()
+        self.reporter = StatsReporter(self)
         self.generation = 0
         self.subscribed = threading.Event()
         self.client = self._make_client()
@@ -97,19 +98,21 @@ class Collector:
                 session_expiry_s=self.settings.session_expiry_s,
                 receive_maximum=self.settings.receive_maximum)
         self.client.loop_start()
+        self.reporter.start()
         log.info(say("collector_started", client_id=self.settings.mqtt_client_id,
                      topic=self.subscription()))
 
     def run(self, stop: threading.Event) -> None:
         """Store and acknowledge until `stop` is set."""
-        self._housekeeping = _Housekeeping(self)
+        retention = RetentionSchedule(self.storage, self.settings)
         while not stop.is_set():
             messages = self._take()
             if messages and self._store(messages, stop):
                 self._acknowledge(messages)
-            self._housekeeping.maybe_run()
+            retention.maybe_run()
 
     def close(self) -> None:
+        self.reporter.stop()
         self.client.disconnect()
         self.client.loop_stop()
         self.storage.close()
@@ -197,44 +200,6 @@ def _copy(batch: intake.Batch) -> intake.Batch:
     for table, rows in batch.rows.items():
         fresh.rows[table].extend(rows)
     return fresh
-
-
-class _Housekeeping:
-    """Periodic jobs in the writer thread: counters and retention."""
-
-    def __init__(self, collector: Collector) -> None:
-        self.c = collector
-        self.next_stats = time.monotonic() + collector.settings.stats_interval_s
-        self.next_retention = time.monotonic()
-        self.previous: Counters | None = None
-
-    def maybe_run(self) -> None:
-        now = time.monotonic()
-        if now >= self.next_stats:
-            self.next_stats = now + self.c.settings.stats_interval_s
-            self.publish_stats()
-        if now >= self.next_retention:
-            self.next_retention = now + self.c.settings.retention_interval_s
-            self.retention()
-
-    def publish_stats(self) -> None:
-        c, s = self.c, self.c.settings
-        c.counters.pending = c.inbox.qsize()
-        snap = c.counters.snapshot(s.mqtt_client_id, s.stats_interval_s, self.previous)
-        self.previous = Counters(**{k: v for k, v in vars(c.counters).items() if k != "ages"})
-        log.info(say("collector_counters", **snap))
-        topic = STATS_TOPIC.format(client_id=s.mqtt_client_id)
-        c.client.publish(topic, json.dumps(snap), qos=0, retain=True)
-
-    def retention(self) -> None:
-        try:
-            removed = self.c.storage.apply_retention(
-                self.c.settings.retention.model_dump(), now_ms())
-        except StorageUnavailable as err:
-            log.warning("retention skipped: %s", err)
-            return
-        if any(removed.values()):
-            log.info(say("retention_done", detail=removed))
 
 
 # --- `machikit collect` ------------------------------------------------------------

@@ -2,11 +2,15 @@
 
 import argparse
 import json
+import logging
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 
 from machikit.texts import say
+
+log = logging.getLogger("machikit.collector")
 
 STATS_TOPIC = "machikit/sys/collector/{client_id}/stats"
 
@@ -35,6 +39,38 @@ class Counters:
             "rate_per_s": round((self.stored + self.duplicates - before) / interval_s, 1),
             "age_ms": _percentiles(ages),
         }
+
+
+class StatsReporter:
+    """Logs and publishes the counters on its own thread, so they keep coming
+    while the writer is stuck waiting for the database (when they matter most)."""
+
+    def __init__(self, collector) -> None:
+        self.collector = collector
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="stats", daemon=True)
+        self.previous: Counters | None = None
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _run(self) -> None:
+        interval = self.collector.settings.stats_interval_s
+        while not self.stopped.wait(interval):
+            self.report(interval)
+
+    def report(self, interval: float) -> dict:
+        c = self.collector
+        c.counters.pending = c.inbox.qsize()
+        client_id = c.settings.mqtt_client_id
+        snap = c.counters.snapshot(client_id, interval, self.previous)
+        self.previous = Counters(**{k: v for k, v in vars(c.counters).items() if k != "ages"})
+        log.info(say("collector_counters", **snap))
+        c.client.publish(STATS_TOPIC.format(client_id=client_id), json.dumps(snap), 0, True)
+        return snap
 
 
 def _percentiles(values: list[int]) -> dict[str, int]:
@@ -84,7 +120,7 @@ def run_stats(args: argparse.Namespace) -> int:
         os.environ["MACHIKIT_CONFIG"] = args.config
     stats = read_stats(args.wait)
     if not stats:
-        print(say("no_stats"))
+        print(say("no_stats"), file=sys.stderr)
         return 1
     for item in stats:
         print(json.dumps(item, ensure_ascii=False) if args.json else

@@ -30,8 +30,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     # storage
     "db_connect_failed": (
-        "データベースに接続できません（{attempt}回目、{delay:.0f}秒後に再試行）: {detail}",
-        "Cannot reach the database (attempt {attempt}, retrying in {delay:.0f} s): {detail}",
+        "データベースに接続できません（{attempt}回目、{delay:.1f}秒後に再試行）: {detail}",
+        "Cannot reach the database (attempt {attempt}, retrying in {delay:.1f} s): {detail}",
     ),
     "db_recovered": ("データベースに再接続しました。", "Reconnected to the database."),
     "timescaledb_missing": (

@@ -1,0 +1,85 @@
+"""The commands as a user runs them: demo, serve + stats, migrate, and bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.collector.helpers import free_port, wait_until
+
+
+def machikit(*args: str, cwd: Path, env: dict[str, str] | None = None,
+             timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "machikit", *args], cwd=cwd, timeout=timeout,
+                          env={**_clean_env(), **(env or {})}, capture_output=True, text=True)
+
+
+def _clean_env() -> dict[str, str]:
+    """The user's shell, without the test suite's MACHIKIT_* service variables."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MACHIKIT_")}
+
+
+def test_demo_runs_and_prints_what_is_stored(tmp_path: Path) -> None:
+    port = str(free_port())
+    done = machikit("demo", "--duration", "7", "--every", "3", cwd=tmp_path,
+                    env={"MACHIKIT_EMBEDDED_MQTT_PORT": port})
+    assert done.returncode == 0, done.stderr
+    assert "デモを終了しました" in done.stdout and "Demo finished" in done.stdout
+    assert "bus-01" in done.stdout and "snow_depth" in done.stdout
+    final = done.stdout.strip().splitlines()[-1]
+    positions = int(final.split("positions ")[1].split(",")[0])
+    assert positions >= 4  # two vehicles, every 2 s, for 7 s
+    assert (tmp_path / "machikit-data" / "machikit.db").exists()
+
+
+def test_serve_then_stats_then_ctrl_c(tmp_path: Path) -> None:
+    env = {**_clean_env(), "MACHIKIT_EMBEDDED_MQTT_PORT": str(free_port()),
+           "MACHIKIT_STATS_INTERVAL_S": "0.5"}
+    server = subprocess.Popen([sys.executable, "-m", "machikit", "serve"], cwd=tmp_path,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    try:
+        stats: list[dict] = []
+
+        def read() -> bool:
+            done = machikit("stats", "--json", "--wait", "1", cwd=tmp_path, env=env)
+            stats.extend(json.loads(line) for line in done.stdout.splitlines())
+            return bool(stats)
+
+        assert wait_until(read, timeout=30, every=0.5)
+        assert stats[0]["client_id"] == "machikit-collector"
+        assert {"received", "stored", "duplicates", "quarantined", "lag_ms"} <= stats[0].keys()
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, _ = server.communicate(timeout=30)
+    assert server.returncode == 0
+    assert "まちキットのサーバーが動いています" in out and "停止しました" in out
+
+
+def test_migrate_reports_the_schema_version(tmp_path: Path) -> None:
+    done = machikit("migrate", cwd=tmp_path,
+                    env={"MACHIKIT_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    assert done.returncode == 0
+    assert "データベースを版 1 にしました" in done.stdout
+
+
+def test_bad_settings_get_one_clear_bilingual_line(tmp_path: Path) -> None:
+    wrong_url = machikit("migrate", cwd=tmp_path, env={"MACHIKIT_DATABASE_URL": "mysql://x"})
+    assert wrong_url.returncode != 0
+    assert "データベースURLが分かりません" in wrong_url.stderr
+    assert "Unknown database URL" in wrong_url.stderr
+    (tmp_path / "machikit.toml").write_text('batch_max = "many"\n')
+    wrong_file = machikit("migrate", cwd=tmp_path)
+    assert "設定が正しくありません" in wrong_file.stderr and "batch_max" in wrong_file.stderr
+    missing = machikit("serve", "--config", "nowhere.toml", cwd=tmp_path)
+    assert "設定ファイル nowhere.toml を読めません" in missing.stderr
+
+
+def test_unreachable_database_is_reported_without_the_password(tmp_path: Path) -> None:
+    done = machikit("migrate", cwd=tmp_path, env={
+        "MACHIKIT_DATABASE_URL": f"postgresql://u:SECRET-PW@127.0.0.1:{free_port()}/x"})
+    assert done.returncode == 1
+    assert "Connection refused" in done.stdout
+    assert "SECRET-PW" not in done.stdout + done.stderr
