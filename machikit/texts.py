@@ -91,6 +91,45 @@ TEXTS: dict[str, tuple[str, str]] = {
     "reference_value": ("参考値", "reference"),
     "demo_stored": ("保存済み: {summary}", "Stored so far: {summary}"),
     "demo_done": ("デモを終了しました。保存件数: {summary}", "Demo finished. Rows stored: {summary}"),
+    # ingest benchmark (machikit bench ingest)
+    "bench_bad_option": ("{option} の値が正しくありません: {value}", "Invalid value for {option}: {value}"),
+    "bench_no_services": (
+        "{variable} がありません。--database-url / --mqtt-url を指定するか machikit dev services up を実行してください。",
+        "{variable} is not set. Give --database-url / --mqtt-url or run: machikit dev services up",
+    ),
+    "bench_run_load": ("計測中: {rate} msg/s を {seconds:.0f} 秒…", "Measuring: {rate} msg/s for {seconds:.0f} s…"),
+    "bench_run_drain": (
+        "計測中: 滞留 {backlog} 件を収集プロセス {workers} 個で処理…",
+        "Measuring: draining a backlog of {backlog} with {workers} worker(s)…",
+    ),
+    "bench_run_naive": (
+        "計測中: 1件ずつ書く素朴な方式で滞留 {backlog} 件…",
+        "Measuring: the naive one-row-per-commit consumer on a backlog of {backlog}…",
+    ),
+    "bench_run_profile": ("計測中: py-spy で収集プロセスを記録（{path}）…", "Measuring: profiling the collector with py-spy ({path})…"),
+    "bench_title": (
+        "取り込み性能（CPU {cpus} 個、{mosquitto}、PostgreSQL {postgres}）",
+        "Ingest benchmark ({cpus} CPUs, {mosquitto}, PostgreSQL {postgres})",
+    ),
+    "bench_loads_title": (
+        "一定負荷: 収集プロセス1個、QoS 1（CPU% は1コア=100）",
+        "Offered load into one collector, QoS 1 (CPU %: one core = 100)",
+    ),
+    "bench_drains_title": (
+        "滞留の一括処理: 停止中に溜まったメッセージを処理（msg/s = 最初から最後の受信まで）",
+        "Backlog drain: messages queued while stopped (msg/s = first to last row received)",
+    ),
+    "bench_ratio": ("収集プロセス1個は素朴な方式の {ratio} 倍。", "One collector is {ratio}× the naive consumer."),
+    "bench_targets_title": ("目標", "Targets"),
+    "bench_profile_title": (
+        "収集プロセスの時間の使い道（py-spy、{samples} サンプル、{file}）",
+        "Where the collector's time goes (py-spy, {samples} samples, {file})",
+    ),
+    "bench_notes": (
+        "commit の遅延は収集プロセスの1秒ごとの統計（p99: 中央の秒の値、括弧内は最悪の秒）、受信の遅延はDBの received_at − time（全行）。",
+        "commit latency: the collector's per-second stats (p99: the median second's, in brackets the worst second's); receive latency: received_at − time in the DB (every row).",
+    ),
+    "bench_saved": ("結果を保存しました: {path}", "Report written to {path}"),
     # test services
     "needs_root": (
         "テスト用サービスの準備には root 権限が必要です（sudo で実行するか、"

@@ -106,10 +106,10 @@ def setup(engine: str, tmp_path: Path, database_url: str, mqtt_url: str
         collector = CollectorProcess(env, tmp_path / "collector.log")
         collector.start()
         publisher = Publisher(mqtt_url, f"device-{town}")
-        # Until the collector's first subscription exists nobody would keep a message for
-        # it; from then on its persistent session does, even while it is dead.
-        assert wait_until(lambda: _probe(publisher, storage, town), timeout=30, every=0.5)
         try:
+            # Until the collector's first subscription exists nobody keeps a message for
+            # it; from then on its persistent session does, even while it is dead.
+            assert wait_until(lambda: _probe(publisher, storage, town), timeout=30, every=0.5)
             yield collector, publisher, storage, town
         finally:
             collector.stop()
