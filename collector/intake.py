@@ -53,13 +53,27 @@ class Registry:
         return {k: d for k in keys if (d := self._cache[k][0]) is not None}
 
 
+_topics: dict[str, tuple[str, str, str]] = {}
+
+
+def parse_topic(topic: str) -> tuple[str, str, str]:
+    """contract.parse_topic, remembered: a town's devices use the same topics all day."""
+    parsed = _topics.get(topic)
+    if parsed is None:
+        parsed = contract.parse_topic(topic)
+        if len(_topics) > 100_000:  # bounded, whatever devices send
+            _topics.clear()
+        _topics[topic] = parsed
+    return parsed
+
+
 def check(messages: list[Incoming]) -> tuple[list[Checked], Batch]:
     """Contract checks only (no database): good messages, and a batch of quarantine rows."""
     good: list[Checked] = []
     refused = Batch()
     for incoming in messages:
         try:
-            town, device, channel = contract.parse_topic(incoming.topic)
+            town, device, channel = parse_topic(incoming.topic)
             msg = contract.decode(channel, incoming.payload, incoming.received_ms)
         except contract.ContractError as err:
             refused.add("quarantine", quarantine_row(incoming, err.reason, err.detail))

@@ -204,13 +204,14 @@ def encode(msg):
 # --- checking messages (collector, and devices for commands) --------------
 
 def _is_int(x):
-    return isinstance(x, int) and not isinstance(x, bool)
+    return type(x) is int  # bool is a subclass of int in CPython, not its type
 
 
 def _is_number(x):
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return False
-    return x == x and x not in (float("inf"), float("-inf"))
+    kind = type(x)
+    if kind is int:
+        return True
+    return kind is float and x - x == 0  # false for inf and nan
 
 
 def _number(msg, key, low, high, required, integer=False):

@@ -8,8 +8,8 @@ Only Apache-2 TimescaleDB features are used (hypertables, drop_chunks).
 import psycopg
 from psycopg import sql
 
+from collector.storage import pg_write
 from collector.storage.base import (
-    DATA_TABLES,
     TABLES,
     TIME_COLUMNS,
     Batch,
@@ -31,7 +31,7 @@ class PostgresStorage:
     def __init__(self, url: str) -> None:
         self.url = url
         self._conn: psycopg.Connection | None = None
-        self._staged = False  # staging tables exist on the current connection
+        self._types: dict[str, list[str]] | None = None  # known on the current connection
 
     # --- connection ---------------------------------------------------------
 
@@ -41,7 +41,7 @@ class PostgresStorage:
                 self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
             except TRANSIENT as err:
                 raise StorageUnavailable(str(err).strip()) from err
-            self._staged = False
+            self._types = None
         return self._conn
 
     def _run(self, work):
@@ -75,42 +75,18 @@ class PostgresStorage:
             row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0) if row else 0
 
-    def _stage(self, conn: psycopg.Connection) -> None:
-        """Temporary staging tables: like the real ones, with times as Unix ms."""
-        if self._staged:
-            return
-        for table in TABLES:
-            stage = sql.Identifier("stage_" + table)
-            conn.execute(sql.SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS"
-            ).format(stage, sql.Identifier(table)))
-            for column in TIME_COLUMNS:
-                if column in TABLES[table]:
-                    conn.execute(sql.SQL(
-                        "ALTER TABLE {} ALTER {} TYPE bigint USING 0"
-                    ).format(stage, sql.Identifier(column)))
-        self._staged = True
-
     # --- writing --------------------------------------------------------------
 
     def write(self, batch: Batch) -> WriteResult:
         return self._run(lambda conn: self._write(conn, batch))
 
     def _write(self, conn: psycopg.Connection, batch: Batch) -> WriteResult:
-        self._stage(conn)
-        result = WriteResult()
-        with conn.transaction(), conn.cursor() as cur:
-            for table in (*DATA_TABLES, "quarantine"):
-                rows = batch.rows[table]
-                if not rows:
-                    continue
-                stored = _copy_and_move(cur, table, rows)
-                if table == "quarantine":
-                    result.quarantined += stored
-                else:
-                    result.stored += stored
-                    result.duplicates += len(rows) - stored
-        return result
+        if self._types is None:  # once per connection
+            self._types = pg_write.column_types(conn)
+            pg_write.create_staging(conn)
+        if len(batch) <= pg_write.SMALL_BATCH:
+            return pg_write.insert_small(conn, batch, self._types)
+        return pg_write.copy_big(conn, batch)
 
     # --- devices ----------------------------------------------------------------
 
@@ -194,24 +170,6 @@ def _apply(conn: psycopg.Connection, script: str) -> None:
         if "timescaledb" in str(err):
             raise SystemExit(say("timescaledb_missing") + f"\n{err}") from err
         raise
-
-
-def _copy_and_move(cur: psycopg.Cursor, table: str, rows: list) -> int:
-    columns = TABLES[table]
-    names = sql.SQL(", ").join(map(sql.Identifier, columns))
-    stage = sql.Identifier("stage_" + table)
-    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, names)) as copy:
-        for row in rows:
-            copy.write_row(row)
-    values = sql.SQL(", ").join(
-        sql.SQL("to_timestamp({} / 1000.0)").format(sql.Identifier(c)) if c in TIME_COLUMNS
-        else sql.Identifier(c)
-        for c in columns
-    )
-    conflict = sql.SQL("" if table == "quarantine" else "ON CONFLICT DO NOTHING")
-    cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} {}").format(
-        sql.Identifier(table), names, values, stage, conflict))
-    return cur.rowcount
 
 
 def _boot_starts(conn: psycopg.Connection, args: tuple[list, list, list]) -> list:

@@ -117,3 +117,15 @@ def test_recent_rows_come_newest_first_with_device_names(storage: Storage) -> No
     rows = storage.recent("positions", 2)
     assert [(r["device"], r["seq"], r["time"]) for r in rows] == [
         ("bus-01", 2, T + 2000), ("bus-01", 1, T + 1000)]
+
+
+def test_a_big_backlog_batch_with_replays_and_poison(storage: Storage) -> None:
+    """Over pg_write.SMALL_BATCH rows: the COPY path on TimescaleDB."""
+    bus = storage.add_device("muroran", "bus-01", "bus")
+    batch = Batch()
+    for seq in range(600):
+        batch.add("positions", position(bus.id, seq % 500, T + seq % 500))  # 100 replays
+    batch.add("quarantine", (T, "machikit/v1/x/y/pos", b"{", "bad_json", None))
+    result = storage.write(batch)
+    assert (result.stored, result.duplicates, result.quarantined) == (500, 100, 1)
+    assert storage.counts()["positions"] == 500
