@@ -40,20 +40,23 @@ def test_serve_then_stats_then_ctrl_c(tmp_path: Path) -> None:
     server = subprocess.Popen([sys.executable, "-m", "machikit", "serve"], cwd=tmp_path,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)
+    stats: list[dict] = []
+    tries: list[str] = []
+
+    def read() -> bool:
+        done = machikit("stats", "--json", "--wait", "1", cwd=tmp_path, env=env)
+        tries.append(done.stderr[-300:])
+        stats.extend(json.loads(line) for line in done.stdout.splitlines())
+        return bool(stats)
+
     try:
-        stats: list[dict] = []
-
-        def read() -> bool:
-            done = machikit("stats", "--json", "--wait", "1", cwd=tmp_path, env=env)
-            stats.extend(json.loads(line) for line in done.stdout.splitlines())
-            return bool(stats)
-
-        assert wait_until(read, timeout=30, every=0.5)
-        assert stats[0]["client_id"] == "machikit-collector"
-        assert {"received", "stored", "duplicates", "quarantined", "lag_ms"} <= stats[0].keys()
+        found = wait_until(read, timeout=30, every=0.5)
     finally:
         server.send_signal(signal.SIGINT)
         out, _ = server.communicate(timeout=30)
+    assert found, f"server said:\n{out[-3000:]}\nstats said:\n{tries[-1]}"
+    assert stats[0]["client_id"] == "machikit-collector"
+    assert {"received", "stored", "duplicates", "quarantined", "lag_ms"} <= stats[0].keys()
     assert server.returncode == 0
     assert "まちキットのサーバーが動いています" in out and "停止しました" in out
 
