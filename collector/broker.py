@@ -24,6 +24,7 @@ from machikit import credentials
 from machikit.texts import say
 
 log = logging.getLogger("machikit.broker")
+COLLECTOR_USER = "machikit-collector"
 
 
 class PasswordFileAuth(BaseAuthPlugin):
@@ -47,6 +48,10 @@ def broker_dir(data_dir: Path) -> Path:
     return data_dir / "broker"
 
 
+def has_local_user(data_dir: Path, user: str) -> bool:
+    return (broker_dir(data_dir) / f"{user}.secret").exists()
+
+
 def local_user(data_dir: Path, user: str) -> str:
     """Password of a user the machikit process itself uses (collector, demo devices).
 
@@ -65,7 +70,7 @@ def local_user(data_dir: Path, user: str) -> str:
     return password
 
 
-def local_url(settings, user: str = "machikit-collector") -> str:
+def local_url(settings, user: str = COLLECTOR_USER) -> str:
     password = local_user(settings.data_dir, user)
     host = settings.embedded_mqtt_host
     connect_to = "127.0.0.1" if host in ("0.0.0.0", "") else host

@@ -88,11 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_stats(wait_s: float) -> list[dict]:
     """Every collector's latest counters, from their retained stats messages."""
+    from collector.broker import COLLECTOR_USER, has_local_user, local_url
     from collector.mqtt import connect, make_client
     from collector.settings import load_settings, parse_mqtt_url
 
     settings = load_settings()
-    target = parse_mqtt_url(settings.mqtt_url or _embedded_url(settings))
+    if settings.embedded_broker and not has_local_user(settings.data_dir, COLLECTOR_USER):
+        return []  # no server has ever run here; and never create its user from outside
+    target = parse_mqtt_url(settings.mqtt_url or local_url(settings))
     client = make_client(target, f"machikit-stats-{time.monotonic_ns() % 100000}",
                          settings.protocol())
     found: dict[str, dict] = {}
@@ -105,12 +108,6 @@ def read_stats(wait_s: float) -> list[dict]:
     client.loop_stop()
     client.disconnect()
     return list(found.values())
-
-
-def _embedded_url(settings) -> str:
-    from collector.broker import local_url
-
-    return local_url(settings)
 
 
 def run_stats(args: argparse.Namespace) -> int:

@@ -86,3 +86,10 @@ def test_unreachable_database_is_reported_without_the_password(tmp_path: Path) -
     assert done.returncode == 1
     assert "Connection refused" in done.stdout
     assert "SECRET-PW" not in done.stdout + done.stderr
+
+
+def test_stats_before_any_server_creates_nothing(tmp_path: Path) -> None:
+    """Reading counters must never create the collector's login (a race with `serve`)."""
+    done = machikit("stats", "--wait", "0.2", cwd=tmp_path)
+    assert done.returncode == 1 and "No collector statistics yet" in done.stderr
+    assert not (tmp_path / "machikit-data").exists()
