@@ -1,6 +1,7 @@
 """Collector counters: logged, and published (retained) for `machikit stats`."""
 
 import argparse
+import bisect
 import json
 import logging
 import sys
@@ -73,11 +74,22 @@ class StatsReporter:
         return snap
 
 
-def _percentiles(values: list[int]) -> dict[str, int]:
+# Upper bounds (ms) of the latency histogram: 1 ms steps where the targets are.
+AGE_BUCKETS = (*range(1, 21), 25, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000, 2000, 5000)
+
+
+def _percentiles(values: list[int]) -> dict:
+    """p50/p99/max of this interval, and a histogram so a reader can merge intervals."""
     if not values:
         return {}
     pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
-    return {"p50": pick(0.5), "p99": pick(0.99), "max": values[-1], "count": len(values)}
+    hist: dict[str, int] = {}
+    for value in values:
+        index = bisect.bisect_left(AGE_BUCKETS, value)
+        key = str(AGE_BUCKETS[index]) if index < len(AGE_BUCKETS) else "inf"
+        hist[key] = hist.get(key, 0) + 1
+    return {"p50": pick(0.5), "p99": pick(0.99), "max": values[-1], "count": len(values),
+            "hist": hist}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -126,8 +126,8 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Where the collector's time goes (py-spy, {samples} samples, {file})",
     ),
     "bench_notes": (
-        "commit の遅延は収集プロセスの1秒ごとの統計（p99: 中央の秒の値、括弧内は最悪の秒）、受信の遅延はDBの received_at − time（全行）。",
-        "commit latency: the collector's per-second stats (p99: the median second's, in brackets the worst second's); receive latency: received_at − time in the DB (every row).",
+        "commit の遅延は収集プロセスの1秒ごとの統計（p99: 全期間のヒストグラムから、1 ms 刻みの上限値。括弧内は最悪の1秒の p99）、受信の遅延はDBの received_at − time（全行）。",
+        "commit latency: the collector's per-second stats (p99: over the whole run from merged histograms, the 1 ms bucket's upper bound; in brackets the worst single second's p99); receive latency: received_at − time in the DB (every row).",
     ),
     "bench_saved": ("結果を保存しました: {path}", "Report written to {path}"),
     # test services

@@ -163,8 +163,24 @@ def commit_latency(snaps: list[dict], since: float) -> dict:
     p99s = sorted(a["p99"] for a in ages)
     return {"p50": _weighted_median([(a["p50"], a["count"]) for a in ages]),
             "p99": p99s[-1], "p99_typical": p99s[len(p99s) // 2],
+            "p99_run": _hist_percentile(ages, 0.99),
             "max": max(a["max"] for a in ages), "count": sum(a["count"] for a in ages),
             "seconds": len(ages), "source": "collector stats (age_ms per 1 s interval)"}
+
+
+def _hist_percentile(ages: list[dict], q: float) -> float | None:
+    """The run's percentile from the merged per-second histograms: the upper bound
+    of the bucket it falls in (1 ms buckets up to 20 ms)."""
+    merged: dict[float, int] = {}
+    for a in ages:
+        for bound, count in a.get("hist", {}).items():
+            merged[float(bound)] = merged.get(float(bound), 0) + count
+    total, seen = sum(merged.values()), 0
+    for bound in sorted(merged):
+        seen += merged[bound]
+        if total and seen >= q * total:
+            return bound
+    return None
 
 
 def _weighted_median(pairs: list[tuple[int, int]]) -> int:
