@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -243,10 +244,22 @@ def run(command: list[str], env: dict[str, str] | None = None) -> None:
 # --- the commands --------------------------------------------------------------------
 
 
+def hand_over(command: list[str], env: dict[str, str]) -> None:
+    """Let the command run on its own, so that Ctrl-C reaches it and it stops cleanly
+    (waiting as a parent, Python would kill the child 0.25 s after Ctrl-C)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        os.chdir(ROOT)
+        os.execve(command[0], command, env)  # this process becomes the command
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Windows: the console tells the child itself
+    run(command, env=env)
+
+
 def cmd_machikit(args: list[str]) -> None:
     # dev.lock holds the collector extra too, so after `test` nothing is reinstalled.
     ensure_installed("collector", also_fine=("dev",))
-    run([str(venv_bin("machikit")), *args], env=venv_env())
+    hand_over([str(venv_bin("machikit")), *args], venv_env())
 
 
 def cmd_demo(args: list[str]) -> None:

@@ -73,21 +73,28 @@ def run_demo(args: argparse.Namespace) -> int:
     print(say("demo_intro", count=len(DEVICES)), flush=True)
     devices_stop = threading.Event()
     threads = start_devices(server, devices_stop)
-    deadline = time.monotonic() + args.duration if args.duration else None
     try:
-        while not server.stop_event.is_set():
-            left = deadline - time.monotonic() if deadline else args.every
-            if left <= 0:
-                break
-            wait_for_signal(server.stop_event, min(args.every, left))
-            print(say("demo_stored", summary=summary(server)), flush=True)
-            if server.storage is not None:
-                print("\n".join(latest_lines(server.storage)), flush=True)
+        show_until_stopped(server, args.duration, args.every)
     finally:
+        # Devices first, so their goodbye (offline status) is still stored.
         devices_stop.set()
         for thread in threads:
             thread.join(timeout=5)
-        time.sleep(0.5)  # let the collector store the devices' last words
+        time.sleep(0.5)
         print(say("demo_done", summary=summary(server)), flush=True)
         server.stop()
     return 0
+
+
+def show_until_stopped(server: Server, duration: float | None, every: float) -> None:
+    """Print what is stored every `every` s until Ctrl-C or `duration` has passed."""
+    stop = threading.Event()
+    deadline = time.monotonic() + duration if duration else None
+    while not stop.is_set():
+        left = deadline - time.monotonic() if deadline else every
+        if left <= 0:
+            return
+        wait_for_signal(stop, min(every, left))
+        print(say("demo_stored", summary=summary(server)), flush=True)
+        if server.storage is not None:
+            print("\n".join(latest_lines(server.storage)), flush=True)
