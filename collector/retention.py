@@ -8,8 +8,8 @@ import argparse
 import logging
 import time
 
-from collector.settings import Settings, load_settings
-from collector.storage import Storage, StorageUnavailable, open_storage
+from collector.settings import Settings
+from collector.storage import Storage, StorageUnavailable, run_with_storage
 from machikit.texts import say
 
 log = logging.getLogger("machikit.collector")
@@ -48,15 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_retention(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    storage = open_storage(settings.database())
-    try:
+    def work(storage: Storage, settings: Settings) -> str:
         storage.migrate()
-        removed = apply(storage, settings)
-    except StorageUnavailable as err:
-        print(say("error", detail=err))
-        return 1
-    finally:
-        storage.close()
-    print(say("retention_done", detail=removed))
-    return 0
+        return say("retention_done", detail=apply(storage, settings))
+
+    return run_with_storage(args.config, work)

@@ -5,8 +5,9 @@ postgresql://user:pw@host/db  PostgreSQL + TimescaleDB (production)
 """
 
 import argparse
+from collections.abc import Callable
 
-from collector.settings import load_settings, redact
+from collector.settings import Settings, load_settings, redact
 from collector.storage.base import Batch, Device, Storage, StorageUnavailable, WriteResult
 from machikit.texts import say
 
@@ -29,14 +30,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="設定ファイル / config file (machikit.toml)")
 
 
-def run_migrate(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
+def run_with_storage(config: str | None, work: Callable[[Storage, Settings], str]) -> int:
+    """For one-shot commands: open the configured database, do the work, print its answer."""
+    settings = load_settings(config)
     storage = open_storage(settings.database())
     try:
-        print(say("migrated", version=storage.migrate()))
+        print(work(storage, settings))
     except StorageUnavailable as err:
         print(say("error", detail=err))
         return 1
     finally:
         storage.close()
     return 0
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    return run_with_storage(args.config, lambda storage, _: say("migrated",
+                                                                version=storage.migrate()))
