@@ -83,14 +83,14 @@ def run_demo(args: argparse.Namespace) -> int:
         time.sleep(0.5)
         print(say("demo_done", summary=summary(server)), flush=True)
         server.stop()
-    return 0
+    return 1 if server.failed else 0
 
 
 def show_until_stopped(server: Server, duration: float | None, every: float) -> None:
     """Print what is stored every `every` s until Ctrl-C or `duration` has passed."""
     stop = threading.Event()
     deadline = time.monotonic() + duration if duration else None
-    while not stop.is_set():
+    while not (stop.is_set() or server.stop_event.is_set()):
         left = deadline - time.monotonic() if deadline else every
         if left <= 0:
             return

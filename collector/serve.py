@@ -24,6 +24,7 @@ class Server:
         self.storage: Storage | None = None
         self.collector: Collector | None = None
         self._writer: threading.Thread | None = None
+        self.failed = False
 
     @property
     def mqtt_url(self) -> str:
@@ -41,9 +42,20 @@ class Server:
         self.collector.start()
         if not self.collector.subscribed.wait(10):
             log.warning("the collector has not subscribed yet; it keeps trying")
-        self._writer = threading.Thread(target=self.collector.run, args=(self.stop_event,),
-                                        name="collector", daemon=True)
+        self._writer = threading.Thread(target=self._write_until_stopped, name="collector",
+                                        daemon=True)
         self._writer.start()
+
+    def _write_until_stopped(self) -> None:
+        """A writer that dies must stop the whole server (a supervisor restarts it),
+        never leave it accepting messages that nobody stores."""
+        assert self.collector is not None
+        try:
+            self.collector.run(self.stop_event)
+        except Exception:
+            log.critical("the collector stopped on an unexpected error", exc_info=True)
+            self.failed = True
+            self.stop_event.set()
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -79,4 +91,4 @@ def run_serve(args: argparse.Namespace) -> int:
     finally:
         server.stop()
     print(say("stopped"))
-    return 0
+    return 1 if server.failed else 0

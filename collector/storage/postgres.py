@@ -81,6 +81,8 @@ class PostgresStorage:
         return self._run(lambda conn: self._write(conn, batch))
 
     def _write(self, conn: psycopg.Connection, batch: Batch) -> WriteResult:
+        if not len(batch):
+            return WriteResult()
         if self._types is None:  # once per connection
             self._types = pg_write.column_types(conn)
             pg_write.create_staging(conn)

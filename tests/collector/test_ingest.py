@@ -126,3 +126,19 @@ def test_unsynced_clock_gets_a_stable_time(stack: Stack) -> None:
     assert pub.all_acknowledged()
     assert stored(stack, "positions", 5) == 5
     assert wait_until(lambda: stack.counters.duplicates == 5)
+
+
+def test_a_message_the_database_refuses_is_quarantined_alone(stack: Stack) -> None:
+    """Valid JSON the database cannot store (a lone UTF-16 surrogate) must not block the
+    batch: the batch is retried one message at a time and only that one is refused."""
+    stack.storage.add_device(stack.town, "printer-1", "printer")
+    pub = stack.publisher("surrogate")
+    t = now_ms()
+    for seq in range(20):
+        pub.send_msg(stack.town, "printer-1", "event", contract.event(seq, t + seq, "paper_taken"))
+    pub.send(f"machikit/v1/{stack.town}/printer-1/event",
+             b'{"v":1,"seq":99,"t":%d,"event":"note","text":"\\ud800"}' % t)
+    assert pub.all_acknowledged()
+    assert stored(stack, "events", 20) == 20
+    assert stored(stack, "quarantine", 1) == 1
+    assert quarantine_reasons(stack) == {"storage_error": 1}
