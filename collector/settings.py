@@ -36,6 +36,46 @@ class Retention(BaseModel):
     quarantine: int = Field(90, ge=0)
 
 
+GSI_TILES = "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png"
+GSI_ATTRIBUTION = (
+    '<a href="https://maps.gsi.go.jp/development/ichiran.html" target="_blank" '
+    'rel="noopener">地理院タイル</a>'
+)
+
+
+class Web(BaseModel):
+    """The public API and map page (`[web]`)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"  # 0.0.0.0 to serve the LAN; put a reverse proxy in front for the internet
+    port: int = Field(8080, ge=0, le=65535)  # 0: any free port (tests)
+    live_poll_s: float = Field(0.5, gt=0, le=10)  # how often the live stream looks for new data
+    heartbeat_s: float = Field(15.0, gt=0)
+    max_live_clients: int = Field(5000, ge=1)
+
+
+class MapView(BaseModel):
+    """What the public map shows first (`[map]`)."""
+
+    town: str | None = None  # None: `town` if it is one town, else the first with public devices
+    title: str | None = None  # None: 「{town} の運行状況」
+    center: tuple[float, float] | None = None  # (lat, lon); None: fit to the markers
+    zoom: int = Field(14, ge=1, le=18)
+    tile_url: str = GSI_TILES
+    tile_attribution: str = GSI_ATTRIBUTION
+    tile_max_zoom: int = Field(18, ge=1, le=22)
+
+
+class Publish(BaseModel):
+    """Town-wide defaults of the publish policy (`[publish]`); devices may override."""
+
+    timezone: str = "Asia/Tokyo"
+    vehicle_stale_after_s: int = Field(120, gt=0)  # greyed with its age after this
+    vehicle_hide_after_s: int = Field(1800, gt=0)  # gone from the map after this
+    sensor_stale_after_s: int = Field(3 * 3600, gt=0)  # gauges report hourly
+    sensor_hide_after_s: int = Field(7 * 86400, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MACHIKIT_", env_nested_delimiter="__", extra="forbid"
@@ -57,6 +97,9 @@ class Settings(BaseSettings):
     stats_interval_s: float = Field(10.0, gt=0)
     retention: Retention = Retention()
     retention_interval_s: float = Field(3600.0, gt=0)
+    web: Web = Web()
+    map: MapView = MapView()
+    publish: Publish = Publish()
 
     @classmethod
     def settings_customise_sources(

@@ -44,6 +44,8 @@ class Device:
     kind: str = "sensor"
     public: bool = False
     label: str | None = None
+    # publish policy and place: service hours, depots, location (docs/api.md)
+    settings: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass
@@ -77,7 +79,7 @@ class Storage(Protocol):
 
     def add_device(
         self, town: str, name: str, kind: str = "sensor", public: bool = False,
-        label: str | None = None,
+        label: str | None = None, settings: dict | None = None,
     ) -> Device: ...
 
     def boot_starts(self, candidates: dict[tuple[int, int], int]) -> dict[tuple[int, int], int]:

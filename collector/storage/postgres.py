@@ -7,6 +7,7 @@ Only Apache-2 TimescaleDB features are used (hypertables, drop_chunks).
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from collector.storage import pg_write
 from collector.storage.base import (
@@ -21,7 +22,7 @@ from collector.storage.migrations import pending
 from machikit.texts import say
 
 MIGRATION_LOCK = 0x6D616368  # 'mach': two workers starting together migrate once
-DEVICE_COLUMNS = "id, town, name, kind, public, label"
+DEVICE_COLUMNS = "id, town, name, kind, public, label, settings"
 TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
@@ -102,12 +103,15 @@ class PostgresStorage:
         return {(r[1], r[2]): Device(*r) for r in rows}
 
     def add_device(self, town: str, name: str, kind: str = "sensor", public: bool = False,
-                   label: str | None = None) -> Device:
+                   label: str | None = None, settings: dict | None = None) -> Device:
         row = self._run(lambda conn: conn.execute(
-            "INSERT INTO devices (town, name, kind, public, label) VALUES (%s, %s, %s, %s, %s)"
+            "INSERT INTO devices (town, name, kind, public, label, settings)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (town, name) DO UPDATE SET kind = excluded.kind,"
-            " public = excluded.public, label = excluded.label, revoked_at = NULL"
-            f" RETURNING {DEVICE_COLUMNS}", (town, name, kind, public, label),
+            " public = excluded.public, label = excluded.label,"
+            " settings = excluded.settings, revoked_at = NULL"
+            f" RETURNING {DEVICE_COLUMNS}",
+            (town, name, kind, public, label, Jsonb(settings or {})),
         ).fetchone())
         return Device(*row)
 

@@ -4,6 +4,7 @@ One file, WAL mode so readers never block the collector, synchronous=FULL
 because the collector acknowledges a message only after its commit.
 """
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -18,7 +19,7 @@ from collector.storage.base import (
 )
 from collector.storage.migrations import pending
 
-DEVICE_COLUMNS = "id, town, name, kind, public, label"
+DEVICE_COLUMNS = "id, town, name, kind, public, label, settings"
 
 
 class SqliteStorage:
@@ -95,14 +96,16 @@ class SqliteStorage:
         return found
 
     def add_device(self, town: str, name: str, kind: str = "sensor", public: bool = False,
-                   label: str | None = None) -> Device:
+                   label: str | None = None, settings: dict | None = None) -> Device:
         with self._lock:
             row = self.db.execute(
-                "INSERT INTO devices (town, name, kind, public, label) VALUES (?, ?, ?, ?, ?)"
+                "INSERT INTO devices (town, name, kind, public, label, settings)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (town, name) DO UPDATE SET kind = excluded.kind,"
-                " public = excluded.public, label = excluded.label, revoked_at = NULL"
+                " public = excluded.public, label = excluded.label,"
+                " settings = excluded.settings, revoked_at = NULL"
                 f" RETURNING {DEVICE_COLUMNS}",
-                (town, name, kind, int(public), label),
+                (town, name, kind, int(public), label, json.dumps(settings or {})),
             ).fetchone()
         return _device(row)
 
@@ -176,4 +179,4 @@ class _Transaction:
 
 def _device(row: tuple) -> Device:
     return Device(id=row[0], town=row[1], name=row[2], kind=row[3], public=bool(row[4]),
-                  label=row[5])
+                  label=row[5], settings=json.loads(row[6]))
