@@ -47,7 +47,7 @@ class Web(BaseModel):
     """The public API and map page (`[web]`)."""
 
     enabled: bool = True
-    host: str = "127.0.0.1"  # 0.0.0.0 to serve the LAN; put a reverse proxy in front for the internet
+    host: str = "127.0.0.1"  # 0.0.0.0 serves the LAN; the internet goes through a proxy
     port: int = Field(8080, ge=0, le=65535)  # 0: any free port (tests)
     live_poll_s: float = Field(0.5, gt=0, le=10)  # how often the live stream looks for new data
     heartbeat_s: float = Field(15.0, gt=0)
