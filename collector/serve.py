@@ -4,11 +4,15 @@ import argparse
 import logging
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 from collector.broker import EmbeddedBroker, local_url
 from collector.ingest import Collector, migrate_when_ready
 from collector.settings import Settings, load_settings, redact
 from collector.storage import Storage, open_storage
+
+if TYPE_CHECKING:
+    from collector.api.server import WebServer
 from machikit.texts import say
 
 log = logging.getLogger("machikit.serve")
@@ -24,6 +28,7 @@ class Server:
         self.storage: Storage | None = None
         self.collector: Collector | None = None
         self._writer: threading.Thread | None = None
+        self.web: WebServer | None = None
         self.failed = False
 
     @property
@@ -45,6 +50,16 @@ class Server:
         self._writer = threading.Thread(target=self._write_until_stopped, name="collector",
                                         daemon=True)
         self._writer.start()
+        if s.web.enabled:
+            from collector.api.server import WebServer  # FastAPI only when the web part runs
+
+            self.web = WebServer(s)
+            self.web.start()
+
+    @property
+    def web_url(self) -> str | None:
+        """Where the public map is, e.g. http://127.0.0.1:8080 (None: web part off)."""
+        return self.web.url if self.web else None
 
     def _write_until_stopped(self) -> None:
         """A writer that dies must stop the whole server (a supervisor restarts it),
@@ -58,6 +73,8 @@ class Server:
             self.stop_event.set()
 
     def stop(self) -> None:
+        if self.web:
+            self.web.stop()
         self.stop_event.set()
         if self._writer:
             self._writer.join(timeout=30)
@@ -67,8 +84,9 @@ class Server:
             self.broker.stop()
 
     def describe(self) -> str:
-        return say("serve_ready", mqtt=redact(self.mqtt_url),
-                   database=redact(self.settings.database()))
+        ready = say("serve_ready", mqtt=redact(self.mqtt_url),
+                    database=redact(self.settings.database()))
+        return ready + ("\n" + say("web_ready", url=self.web_url + "/") if self.web_url else "")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
               "サーバーを起動 (broker + collector) / run the server"),
     "demo": ("collector.demo", "run_demo", "collector",
              "模擬デバイス付きデモ / demo with simulated devices"),
+    "api": ("collector.api.server", "run_api", "collector",
+            "公開APIと地図だけを起動 / run only the public API and map"),
     "collect": ("collector.ingest", "run_collect", "collector",
                 "収集プロセスだけを起動 / run one collector worker"),
     "migrate": ("collector.storage", "run_migrate", "collector",

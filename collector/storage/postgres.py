@@ -5,6 +5,8 @@ INSERT … ON CONFLICT DO NOTHING, so replays and redeliveries store once.
 Only Apache-2 TimescaleDB features are used (hypertables, drop_chunks).
 """
 
+import threading
+
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -19,6 +21,7 @@ from collector.storage.base import (
     WriteResult,
 )
 from collector.storage.migrations import pending
+from collector.storage.reads_postgres import PostgresReads
 from machikit.texts import say
 
 MIGRATION_LOCK = 0x6D616368  # 'mach': two workers starting together migrate once
@@ -26,13 +29,14 @@ DEVICE_COLUMNS = "id, town, name, kind, public, label, settings"
 TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
-class PostgresStorage:
+class PostgresStorage(PostgresReads):
     engine = "postgres"
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._conn: psycopg.Connection | None = None
         self._types: dict[str, list[str]] | None = None  # known on the current connection
+        self._lock = threading.RLock()
 
     # --- connection ---------------------------------------------------------
 
@@ -46,13 +50,17 @@ class PostgresStorage:
         return self._conn
 
     def _run(self, work):
-        """Run work(conn); a lost connection becomes StorageUnavailable."""
-        conn = self._connection()
-        try:
-            return work(conn)
-        except TRANSIENT as err:
-            conn.close()
-            raise StorageUnavailable(str(err).strip()) from err
+        """Run work(conn); a lost connection becomes StorageUnavailable.
+
+        The lock lets the API's threads share one connection (the collector has
+        its own storage object and never waits for it)."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                return work(conn)
+            except TRANSIENT as err:
+                conn.close()
+                raise StorageUnavailable(str(err).strip()) from err
 
     # --- schema ---------------------------------------------------------------
 

@@ -18,11 +18,12 @@ from collector.storage.base import (
     WriteResult,
 )
 from collector.storage.migrations import pending
+from collector.storage.reads_sqlite import SqliteReads
 
 DEVICE_COLUMNS = "id, town, name, kind, public, label, settings"
 
 
-class SqliteStorage:
+class SqliteStorage(SqliteReads):
     engine = "sqlite"
 
     def __init__(self, path: str) -> None:

@@ -1,0 +1,114 @@
+"""Response shapes for the generated OpenAPI document (/openapi.json).
+
+The routes send ready-made JSON bytes from the snapshot; these models only
+describe them, so API users and the docs see every field with its meaning.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Point(BaseModel):
+    type: Literal["Point"] = "Point"
+    coordinates: tuple[float, float] = Field(description="[lon, lat] (GeoJSON order)")
+
+
+class VehicleProperties(BaseModel):
+    id: str = Field(description="device name in the town, e.g. bus-01")
+    label: str = Field(description="display name, e.g. 市内線バス1号車")
+    kind: Literal["bus", "garbage_truck", "stall"]
+    t: int = Field(description="time of the fix, Unix ms")
+    time: str = Field(description="time of the fix, ISO 8601 in the town's time zone")
+    stale: bool = Field(description="older than the vehicle's stale_after_s: not live")
+    speed: float | None = Field(description="m/s")
+    heading: float | None = Field(description="degrees from north")
+
+
+class Vehicle(BaseModel):
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: Point
+    properties: VehicleProperties
+
+
+class VehicleCollection(BaseModel):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[Vehicle]
+
+
+class Reading(BaseModel):
+    sensor: str = Field(description="e.g. snow_depth, air_temp")
+    value: float
+    unit: str = Field(description="e.g. cm, degC (docs/protocol.md)")
+    quality: str | None = Field(description="reference = 参考値 (not a certified instrument)")
+    t: int
+    time: str
+
+
+class SensorProperties(BaseModel):
+    id: str
+    label: str
+    kind: str
+    t: int = Field(description="newest reading, Unix ms")
+    stale: bool
+    readings: list[Reading]
+
+
+class Sensor(BaseModel):
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: Point | None = Field(description="null when no location is configured")
+    properties: SensorProperties
+
+
+class SensorCollection(BaseModel):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[Sensor]
+
+
+class LineString(BaseModel):
+    type: Literal["LineString"] = "LineString"
+    coordinates: list[tuple[float, float]]
+
+
+class TrackProperties(BaseModel):
+    id: str
+    kind: str
+    times: list[int] = Field(description="Unix ms of each point")
+
+
+class Track(BaseModel):
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: LineString
+    properties: TrackProperties
+
+
+class HistoryPoint(BaseModel):
+    t: int = Field(description="start of the bucket, Unix ms")
+    time: str
+    avg: float
+    min: float
+    max: float
+    count: int
+
+
+class History(BaseModel):
+    id: str
+    sensor: str
+    unit: str | None
+    quality: str | None
+    bucket_s: int
+    from_: int = Field(alias="from")
+    to: int
+    points: list[HistoryPoint]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unavailable"]
+    engine: str
+    snapshot_age_ms: int
+    live_clients: int
+    version: str

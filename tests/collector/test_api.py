@@ -1,0 +1,272 @@
+"""Public API v1 on both storage engines, through the real uvicorn server.
+
+The town below has one device for each way the publish policy hides things;
+the tests check that none of them leaks through any endpoint or the live stream.
+"""
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from collector.api.server import WebServer
+from collector.settings import Settings
+from collector.storage import Batch, Storage, open_storage
+from tests.collector.helpers import fresh_database, wait_until
+
+TOWN = "testtown"
+NOW = time.time_ns() // 1_000_000
+MIN = 60_000
+DEPOT = {"lat": 42.33, "lon": 140.98, "radius_m": 150}
+HIDDEN = ("secret-01", "gomi-01", "night-01", "printer-01", "old-01", "snow-private")
+
+
+def hours_around(start_min: int, end_min: int) -> str:
+    """A service-hours entry from now+start to now+end minutes, Japan time."""
+    now = datetime.now(ZoneInfo("Asia/Tokyo"))
+    a, b = now + timedelta(minutes=start_min), now + timedelta(minutes=end_min)
+    return f"{a:%H:%M}-{b:%H:%M}"
+
+
+def fix(device_id: int, seq: int, t: int, lat: float = 42.31, lon: float = 140.97) -> tuple:
+    return (t, device_id, seq, t + 20, True, lat, lon, None, 8.0, 90.0, 9, 0.8)
+
+
+def reading(device_id: int, seq: int, t: int, sensor: str, value: float, unit: str) -> tuple:
+    return (t, device_id, seq, t + 20, True, sensor, value, unit, "reference")
+
+
+def seed(storage: Storage) -> dict[str, int]:
+    add = storage.add_device
+    ids = {
+        "bus-01": add(TOWN, "bus-01", "bus", True, "バス1号車", {"service_hours": ["00:00-24:00"]}),
+        "stale-01": add(TOWN, "stale-01", "bus", True, "バス2号車"),
+        "shift-01": add(TOWN, "shift-01", "bus", True, "バス3号車",
+                        {"service_hours": [hours_around(-20, 60)]}),
+        "secret-01": add(TOWN, "secret-01", "bus", False, "非公開バス"),
+        "gomi-01": add(TOWN, "gomi-01", "garbage_truck", True, "ごみ収集車", {"depots": [DEPOT]}),
+        "night-01": add(TOWN, "night-01", "bus", True, "深夜バス",
+                        {"service_hours": [hours_around(300, 360)]}),
+        "old-01": add(TOWN, "old-01", "bus", True, "古いバス"),
+        "printer-01": add(TOWN, "printer-01", "printer_buzzer", True, "窓口プリンター"),
+        "snow-01": add(TOWN, "snow-01", "snow_gauge", True, "積雪計",
+                       {"location": [42.32, 140.99]}),
+        "snow-private": add(TOWN, "snow-private", "snow_gauge", False, "非公開積雪計"),
+    }
+    ids = {name: device.id for name, device in ids.items()}
+    batch = Batch()
+    for seq, age in enumerate((60, 30, 10), 1):  # bus-01 drives north
+        batch.add("positions", fix(ids["bus-01"], seq, NOW - age * 1000, 42.30 + seq / 1000))
+    batch.add("positions", fix(ids["stale-01"], 1, NOW - 10 * MIN))
+    batch.add("positions", fix(ids["shift-01"], 1, NOW - 40 * MIN, 42.25))  # before the shift
+    batch.add("positions", fix(ids["shift-01"], 2, NOW - 5 * MIN, 42.26))
+    batch.add("positions", fix(ids["secret-01"], 1, NOW - 5000))
+    batch.add("positions", fix(ids["gomi-01"], 1, NOW - 5 * MIN, 42.34))  # out on its round
+    batch.add("positions", fix(ids["gomi-01"], 2, NOW - 5000, 42.3301, 140.9801))  # back home
+    batch.add("positions", fix(ids["night-01"], 1, NOW - 5000))
+    batch.add("positions", fix(ids["old-01"], 1, NOW - 120 * MIN))
+    batch.add("events", (NOW - 5000, ids["printer-01"], 1, NOW, True, "paper_alarm", 60, "s",
+                         None))
+    for seq, age in enumerate(range(170, 0, -10), 1):  # every 10 min for ~3 h
+        t = NOW - age * MIN
+        batch.add("readings", reading(ids["snow-01"], 2 * seq, t, "snow_depth", 30 + seq / 2, "cm"))
+        batch.add("readings", reading(ids["snow-01"], 2 * seq + 1, t, "air_temp", -5.0, "degC"))
+        batch.add("readings", reading(ids["snow-private"], seq, t, "snow_depth", 99.0, "cm"))
+    storage.write(batch)
+    return ids
+
+
+class Api:
+    def __init__(self, web: WebServer, storage: Storage, ids: dict[str, int]) -> None:
+        self.web, self.storage, self.ids = web, storage, ids
+        self.http = httpx.Client(base_url=web.url, timeout=10)
+        self.base = f"/api/v1/towns/{TOWN}"
+
+    def get(self, path: str, **kw: object) -> httpx.Response:
+        return self.http.get(self.base + path, **kw)  # type: ignore[arg-type]
+
+    def names(self, path: str) -> set[str]:
+        return {f["id"] for f in self.get(path).json()["features"]}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
+    if request.param == "sqlite":
+        with ApiServer(f"sqlite:///{tmp_path}/api.db") as running:
+            yield running
+        return
+    with fresh_database(request.getfixturevalue("database_url")) as url, ApiServer(url) as running:
+        yield running
+
+
+class ApiServer:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __enter__(self) -> Api:
+        self.storage = open_storage(self.url)
+        self.storage.migrate()
+        ids = seed(self.storage)
+        settings = Settings(database_url=self.url, mqtt_url="mqtt://unused:1", town=TOWN,
+                            web={"port": 0, "live_poll_s": 0.1, "heartbeat_s": 1})
+        self.web = WebServer(settings)
+        self.web.start()
+        self.api = Api(self.web, self.storage, ids)
+        return self.api
+
+    def __exit__(self, *_: object) -> None:
+        self.api.http.close()
+        self.web.stop()
+        self.storage.close()
+
+
+def test_only_public_vehicles_on_duty_outside_depots(api: Api) -> None:
+    response = api.get("/vehicles")
+    assert response.status_code == 200
+    features = {f["id"]: f for f in response.json()["features"]}
+    assert set(features) == {"bus-01", "stale-01", "shift-01"}
+    bus = features["bus-01"]["properties"]
+    assert features["bus-01"]["geometry"]["coordinates"] == [140.97, 42.303]  # newest fix
+    assert (bus["label"], bus["kind"], bus["stale"], bus["t"]) == ("バス1号車", "bus", False,
+                                                                   NOW - 10_000)
+    assert bus["time"].endswith("+09:00")
+    assert features["stale-01"]["properties"]["stale"] is True
+    assert api.names("/vehicles?kind=garbage_truck") == set()
+
+
+def test_late_data_never_moves_a_marker_backwards(api: Api) -> None:
+    late = Batch()
+    late.add("positions", fix(api.ids["bus-01"], 99, NOW - 20_000, 42.0))  # replayed buffer
+    api.storage.write(late)
+    time.sleep(0.5)
+    coords = next(f["geometry"]["coordinates"] for f in api.get("/vehicles").json()["features"]
+                  if f["id"] == "bus-01")
+    assert coords == [140.97, 42.303]
+    newer = Batch()
+    newer.add("positions", fix(api.ids["bus-01"], 100, time.time_ns() // 1_000_000, 42.31))
+    api.storage.write(newer)
+    assert wait_until(lambda: [140.97, 42.31] in [
+        f["geometry"]["coordinates"] for f in api.get("/vehicles").json()["features"]], 5)
+
+
+def test_cache_headers_and_etag(api: Api) -> None:
+    first = api.get("/vehicles")
+    assert first.headers["cache-control"] == "public, max-age=2"
+    again = api.get("/vehicles", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert api.get("/sensors").headers["cache-control"] == "public, max-age=10"
+    assert "no-store" in api.http.get("/api/v1/health").headers["cache-control"]
+
+
+def test_track_is_policy_filtered(api: Api) -> None:
+    track = api.get("/vehicles/bus-01/track", params={"minutes": 5}).json()
+    assert track["geometry"]["type"] == "LineString"
+    assert len(track["geometry"]["coordinates"]) == 3
+    assert track["properties"]["times"] == sorted(track["properties"]["times"])
+    shift = api.get("/vehicles/shift-01/track", params={"minutes": 60}).json()
+    assert shift["geometry"]["coordinates"] == [[140.97, 42.26]]  # not the fix before its shift
+    for name in HIDDEN:
+        assert api.get(f"/vehicles/{name}/track").status_code == 404, name
+
+
+def test_sensors_and_history(api: Api) -> None:
+    sensors = {f["id"]: f for f in api.get("/sensors").json()["features"]}
+    assert set(sensors) == {"snow-01"}
+    gauge = sensors["snow-01"]
+    assert gauge["geometry"]["coordinates"] == [140.99, 42.32]
+    readings = {r["sensor"]: r for r in gauge["properties"]["readings"]}
+    assert readings["snow_depth"]["value"] == 38.5 and readings["snow_depth"]["unit"] == "cm"
+    assert readings["snow_depth"]["quality"] == "reference"
+    assert readings["air_temp"]["unit"] == "degC"
+    history = api.get("/sensors/snow-01/history",
+                      params={"sensor": "snow_depth", "hours": 4, "bucket": 3600}).json()
+    assert history["unit"] == "cm" and history["bucket_s"] == 3600
+    assert sum(p["count"] for p in history["points"]) == 17
+    assert all(p["min"] <= p["avg"] <= p["max"] for p in history["points"])
+    assert [p["t"] % 3_600_000 for p in history["points"]] == [0] * len(history["points"])
+    assert api.get("/sensors/snow-private/history", params={"sensor": "snow_depth"}
+                   ).status_code == 404
+
+
+def test_bad_requests_get_a_bilingual_answer(api: Api) -> None:
+    too_long = api.get("/vehicles/bus-01/track", params={"minutes": 9999})
+    assert too_long.status_code == 422
+    assert "リクエストが正しくありません" in too_long.json()["detail"]
+    assert "Bad request" in too_long.json()["detail"]
+    bucket = api.get("/sensors/snow-01/history", params={"sensor": "snow_depth", "bucket": 7})
+    assert bucket.status_code == 422 and "bucket" in bucket.json()["detail"]
+    unknown = api.http.get("/api/v1/towns/nowhere/vehicles")
+    assert unknown.status_code == 404 and "nowhere" in unknown.json()["detail"]
+
+
+def test_health(api: Api) -> None:
+    health = api.http.get("/api/v1/health").json()
+    assert health["status"] == "ok" and health["database"] == "ok"
+    assert health["snapshot_age_ms"] < 5000
+
+
+def test_nothing_hidden_leaks_through_any_endpoint(api: Api) -> None:
+    bodies = [api.get(p).text for p in ("/vehicles", "/sensors", "/vehicles/bus-01/track")]
+    bodies.append(api.http.get("/").text)
+    bodies.append(api.http.get("/openapi.json").text)
+    for body in bodies:
+        for name in HIDDEN:
+            assert name not in body
+
+
+class SseReader:
+    """Reads a live stream in a thread, keeping everything received."""
+
+    def __init__(self, url: str) -> None:
+        self.received: list[str] = []
+        self.lock = threading.Lock()
+        self.client = httpx.Client(timeout=httpx.Timeout(10, read=None))
+        self.thread = threading.Thread(target=self._read, args=(url,), daemon=True)
+        self.thread.start()
+
+    def _read(self, url: str) -> None:
+        try:
+            with self.client.stream("GET", url) as response:
+                self.headers = response.headers
+                for line in response.iter_lines():
+                    with self.lock:
+                        self.received.append(line)
+        except httpx.HTTPError:
+            pass  # the server closed the stream at the end of the test
+
+    def text(self) -> str:
+        with self.lock:
+            return "\n".join(self.received)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def test_live_stream_shows_moves_and_never_hidden_devices(api: Api) -> None:
+    reader = SseReader(f"{api.web.url}{api.base}/live")
+    try:
+        assert wait_until(lambda: "event: snapshot" in reader.text(), 5)
+        assert reader.headers["content-type"].startswith("text/event-stream")
+        now = time.time_ns() // 1_000_000
+        batch = Batch()
+        for name in ("secret-01", "gomi-01", "night-01"):  # fresh fixes the policy must hide
+            batch.add("positions", fix(api.ids[name], 50, now, 42.3301, 140.9801))
+        batch.add("events", (now, api.ids["printer-01"], 50, now, True, "paper_taken", 5, "s",
+                             None))
+        batch.add("positions", fix(api.ids["bus-01"], 50, now, 42.5))
+        written = time.monotonic()
+        api.storage.write(batch)
+        assert wait_until(lambda: "42.5" in reader.text(), 5)
+        print(f"live update after {time.monotonic() - written:.3f} s")
+        assert wait_until(lambda: ": ping" in reader.text(), 3)  # heartbeat_s = 1
+        text = reader.text()
+        assert "event: update" in text
+        for name in HIDDEN:
+            assert name not in text
+    finally:
+        reader.close()
