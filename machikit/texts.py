@@ -203,6 +203,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "{service}: running ({detail})",
     ),
     "testbed_not_running": ("{service}: 停止中", "{service}: not running"),
+    "testbed_installing": ("{package} をインストールしています…", "Installing {package}…"),
+    "testbed_installed": ("{package} を入れました（{seconds:.0f} 秒）。", "{package} installed in {seconds:.0f} s."),
+    "testbed_no_chromium": (
+        "Chromium がありません（apt-get も無し）。ブラウザのテストには Debian の chromium が必要です。",
+        "Chromium is missing (and no apt-get). The browser tests need Debian's chromium package.",
+    ),
     "testbed_micropython": ("MicroPython: {path}", "MicroPython: {path}"),
     "testbed_failed": (
         "テスト用サービスの準備に失敗しました: {step}（ログの最後を下に表示）",

@@ -2,7 +2,8 @@
 
 The services come from the project's test bed (`machikit dev services up`) or
 from the user's own, named by environment variables:
-MACHIKIT_TEST_DATABASE_URL, MACHIKIT_TEST_MQTT_URL, MACHIKIT_MICROPYTHON.
+MACHIKIT_TEST_DATABASE_URL, MACHIKIT_TEST_MQTT_URL, MACHIKIT_MICROPYTHON,
+MACHIKIT_CHROMIUM (Debian's chromium, driven by Playwright).
 Outside CI a test whose service is missing is skipped; with CI=true a skip is
 a failure, so CI can never pass by not testing.
 """
@@ -62,3 +63,8 @@ def database_url() -> str:
 @pytest.fixture(scope="session")
 def mqtt_url() -> str:
     return need("MACHIKIT_TEST_MQTT_URL")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    return need("MACHIKIT_CHROMIUM")

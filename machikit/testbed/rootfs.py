@@ -57,13 +57,17 @@ def build(layout: Layout) -> None:
 
 
 def _ensure_debootstrap(layout: Layout) -> None:
-    if shutil.which("debootstrap"):
-        return
+    if not shutil.which("debootstrap"):
+        install_on_host(layout, "debootstrap")
+
+
+def install_on_host(layout: Layout, package: str) -> None:
+    """apt-get install one package on this machine (update the lists only if needed)."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "debootstrap"]
-    if not _logged(layout, "apt-get install debootstrap", install, env, check=False):
+    install = ["apt-get", "install", "-y", "--no-install-recommends", package]
+    if not _logged(layout, f"apt-get install {package}", install, env, check=False):
         _logged(layout, "apt-get update", ["apt-get", "update"], env)
-        _logged(layout, "apt-get install debootstrap", install, env)
+        _logged(layout, f"apt-get install {package}", install, env)
 
 
 def _prepare(root: Path) -> None:

@@ -5,7 +5,7 @@ import socket
 import time
 from urllib.parse import urlsplit
 
-from machikit.testbed import micropython, mosquitto, postgres, rootfs
+from machikit.testbed import browser, micropython, mosquitto, postgres, rootfs
 from machikit.testbed.layout import (
     MQTT_USER,
     Layout,
@@ -32,6 +32,7 @@ def up(layout: Layout) -> dict[str, str]:
     _up_postgres(layout, secret, pg_port())
     _up_mosquitto(layout, secret, mqtt_port())
     env = build_env(layout, secret, pg_port(), mqtt_port())
+    env["MACHIKIT_CHROMIUM"] = browser.install(layout)
     write_env(layout, env)
     return env
 
