@@ -128,7 +128,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "reference_value": ("参考値", "reference"),
     "demo_stored": ("保存済み: {summary}", "Stored so far: {summary}"),
     "demo_done": ("デモを終了しました。保存件数: {summary}", "Demo finished. Rows stored: {summary}"),
-    # ingest benchmark (machikit bench ingest)
+    # benchmarks: ingest (machikit bench ingest)
     "bench_bad_option": ("{option} の値が正しくありません: {value}", "Invalid value for {option}: {value}"),
     "bench_no_services": (
         "{variable} がありません。--database-url / --mqtt-url を指定するか machikit dev services up を実行してください。",
@@ -167,6 +167,33 @@ TEXTS: dict[str, tuple[str, str]] = {
         "commit latency: the collector's per-second stats (p99: over the whole run from merged histograms, the 1 ms bucket's upper bound; in brackets the worst single second's p99); receive latency: received_at − time in the DB (every row).",
     ),
     "bench_saved": ("結果を保存しました: {path}", "Report written to {path}"),
+    # live stream and API benchmarks (machikit bench live / api)
+    "bench_live_run": ("計測中: ライブ配信、同時接続 {clients} で {seconds:.0f} 秒…", "Measuring: live stream, {clients} clients for {seconds:.0f} s…"),
+    "bench_api_run": ("計測中: 車両API、毎秒 {rate:.0f} リクエストで {seconds:.0f} 秒×2…", "Measuring: vehicles API at {rate:.0f} req/s, {seconds:.0f} s × 2…"),
+    "bench_live_title": (
+        "ライブ配信の遅延（CPU {cpus} 個、{server}、ポーリング {poll} 秒、バス {fleet} 台が {interval:.0f} 秒ごとに送信）",
+        "Live stream fan-out ({cpus} CPUs, {server}, poll every {poll} s, {fleet} buses each sending every {interval:.0f} s)",
+    ),
+    "bench_api_title": (
+        "車両APIの応答時間（CPU {cpus} 個、{server}、毎秒 {rate:.0f} リクエスト×{seconds:.0f} 秒、表示中の車両 {shown} 台）",
+        "Vehicles API latency ({cpus} CPUs, {server}, {rate:.0f} req/s for {seconds:.0f} s, {shown} vehicles shown)",
+    ),
+    "bench_nofile": (
+        "開けるファイル数の上限（RLIMIT_NOFILE）は計測のために {soft}（上限 {hard}）に上げました。サーバーもこの値を引き継ぎます。",
+        "The bench raised its open-files limit (RLIMIT_NOFILE) to {soft} (hard limit {hard}); the server processes inherit it.",
+    ),
+    "bench_live_notes": (
+        "遅延 = クライアントの受信時刻 − 位置の t（送信時刻、同じ時計）。build = 更新の now_ms − t（収集・保存・ポーリング待ち）、fan-out = 受信 − now_ms（全員への送信）。CPU% は1コア=100、API RSS はピーク。client lag = クライアント側のイベントループの遅れ（大きければクライアントが律速）。",
+        "delay = client receive time − the position's t (publish time, same clock). build = the update's now_ms − t (collector, commit, wait for the poll); fan-out = receive − now_ms (sending to everyone). CPU %: one core = 100; API RSS: peak. client lag: how late the client's own event loop ran (large: the clients, not the server, are the limit).",
+    ),
+    "bench_api_notes": (
+        "応答時間は予定送信時刻から本文受信まで（オープンループ: 遅れた分も含む）。service = 実際の送信から受信まで。client lag = 予定より遅れて送った時間。車両は計測中も動いています（データとETagが変わる）。",
+        "latency: from the moment a request was due to its last byte (open loop: waiting counts). service: from actually sending it. client lag: how late the client sent. The fleet keeps moving during the runs (data and ETag change).",
+    ),
+    "bench_api_profile_title": (
+        "API プロセスの時間の使い道（py-spy、{samples} サンプル、{file}）",
+        "Where the API process's time goes (py-spy, {samples} samples, {file})",
+    ),
     # test services
     "needs_root": (
         "テスト用サービスの準備には root 権限が必要です（sudo で実行するか、"
@@ -215,6 +242,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Test services failed: {step} (end of the log below)",
     ),
     # --- public map page (sent to the browser)
+    "map_title": ("{town} の運行状況", "{town}: live map"),  # used when [map] title is not set
     "map_lang_switch": ("English", "日本語"),  # the button names the other language
     "map_loading": ("読み込み中…", "Loading…"),
     "map_load_failed": ("データを読み込めませんでした。自動で再試行します。", "Could not load the data. Retrying by itself."),

@@ -5,8 +5,10 @@ every file it needs, Leaflet included, comes from this server: town intranets
 often block CDNs.
 """
 
+import hashlib
 import html
 import json
+import re
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
@@ -46,15 +48,31 @@ def page_config(settings: Settings, town: str) -> dict:
     }
 
 
+def asset_version() -> str:
+    """A short hash of the page's files: `?v=` in their URLs, so a phone never keeps
+    yesterday's map.js (cached for a day) after an upgrade."""
+    digest = hashlib.blake2b(digest_size=6)
+    for path in sorted(WEB_DIR.rglob("*.*")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+ASSETS = re.compile(r'"(/static/[^"?]+\.(?:js|css))"')
+
+
 def render(settings: Settings, town: str) -> str:
     config = page_config(settings, town)
     # "</" cannot end the script element early once escaped this way
     data = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
     template = (WEB_DIR / "index.html").read_text(encoding="utf-8")
+    template = ASSETS.sub(lambda m: f'"{m[1]}?v={VERSION}"', template)
     return (template
             .replace("<!--machikit:config-->",
                      f'<script id="machikit-config" type="application/json">{data}</script>')
             .replace("<!--machikit:title-->", html.escape(config["title"]["ja"])))
+
+
+VERSION = asset_version()
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -35,10 +35,14 @@ def cached(request: Request, body: bytes, etag: str, max_age: int) -> Response:
 
 
 def town_view(request: Request, town: str) -> TownView:
-    view = hub_of(request).snapshot.towns.get(town)
-    if view is None or not view.policies:
-        raise HTTPException(404, say("api_no_town", town=town))
-    return view
+    """The town's public view; a configured town with nothing public yet is empty, not 404."""
+    hub = hub_of(request)
+    view = hub.snapshot.towns.get(town)
+    if view is not None and view.policies:
+        return view
+    if town in (hub.settings.town, hub.settings.map.town):
+        return view or TownView()
+    raise HTTPException(404, say("api_no_town", town=town))
 
 
 def public_device(view: TownView, name: str, vehicle: bool) -> DevicePolicy:
