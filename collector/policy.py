@@ -6,7 +6,6 @@ devices (the printer buzzer) never appear, and a vehicle is shown only on duty
 the settings format; every public endpoint and the live stream go through here.
 """
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from collector.settings import Publish
 from collector.storage import Device
+from machikit.geo import inside_polygon, metres
 
 VEHICLE_KINDS = ("bus", "garbage_truck", "stall")
 SENSOR_KINDS = ("snow_gauge", "sensor")
@@ -169,24 +169,6 @@ def parse_location(value: object) -> tuple[float, float] | None:
     if not isinstance(value, list | tuple) or len(value) != 2:
         raise ValueError("location must be [lat, lon]")
     return float(value[0]), float(value[1])
-
-
-def inside_polygon(lat: float, lon: float, polygon: tuple[tuple[float, float], ...]) -> bool:
-    """Ray casting; fine for depot-sized polygons (no poles, no date line)."""
-    inside = False
-    for (lat1, lon1), (lat2, lon2) in zip(polygon, polygon[1:] + polygon[:1], strict=True):
-        if (lat1 > lat) != (lat2 > lat):
-            crossing = lon1 + (lat - lat1) * (lon2 - lon1) / (lat2 - lat1)
-            if lon < crossing:
-                inside = not inside
-    return inside
-
-
-def metres(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Distance on the ground, good enough inside a town (equirectangular)."""
-    x = math.radians(b[1] - a[1]) * math.cos(math.radians((a[0] + b[0]) / 2))
-    y = math.radians(b[0] - a[0])
-    return 6_371_000 * math.hypot(x, y)
 
 
 def local_time_text(t_ms: int, zone: ZoneInfo) -> str:

@@ -59,6 +59,7 @@ class MapView(BaseModel):
 
     town: str | None = None  # None: `town` if it is one town, else the first with public devices
     title: str | None = None  # None: 「{town} の運行状況」
+    title_en: str | None = None  # None: title, or "{town}: live map"
     center: tuple[float, float] | None = None  # (lat, lon); None: fit to the markers
     zoom: int = Field(14, ge=1, le=18)
     tile_url: str = GSI_TILES

@@ -34,7 +34,8 @@ def default_town(request: Request) -> str | None:
 
 def page_config(settings: Settings, town: str) -> dict:
     m = settings.map
-    title = (m.title, m.title) if m.title else TEXTS.get("map_title", DEFAULT_TITLE)
+    ja, en = TEXTS.get("map_title", DEFAULT_TITLE)
+    title = (m.title or ja, m.title_en or m.title or en)
     return {
         "town": town,
         "api": f"/api/v1/towns/{town}",

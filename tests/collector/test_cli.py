@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from collector.storage import open_storage
 from tests.collector.helpers import free_port, wait_until
 
 
@@ -24,14 +25,50 @@ def _clean_env() -> dict[str, str]:
 def test_demo_runs_and_prints_what_is_stored(tmp_path: Path) -> None:
     port = str(free_port())
     done = machikit("demo", "--duration", "7", "--every", "3", cwd=tmp_path,
-                    env={"MACHIKIT_EMBEDDED_MQTT_PORT": port})
+                    env={"MACHIKIT_EMBEDDED_MQTT_PORT": port, "MACHIKIT_WEB__PORT": "0"})
     assert done.returncode == 0, done.stderr
+    assert "地図を開いてください: http://127.0.0.1:" in done.stdout
+    assert "Open the map: http://127.0.0.1:" in done.stdout
     assert "デモを終了しました" in done.stdout and "Demo finished" in done.stdout
-    assert "bus-01" in done.stdout and "snow_depth" in done.stdout
+    for name in ("bus-01", "gomi-01", "yatai-01", "snow-01", "snow-02", "snow_depth"):
+        assert name in done.stdout
+    assert "車庫内" in done.stdout  # the truck starts in its depot
     final = done.stdout.strip().splitlines()[-1]
     positions = int(final.split("positions ")[1].split(",")[0])
-    assert positions >= 4  # two vehicles, every 2 s, for 7 s
-    assert (tmp_path / "machikit-data" / "machikit.db").exists()
+    assert positions >= 6  # bus and truck every 3 s, the stall every 10 s, all at once
+    # every device registered with its publish settings (docs/api.md)
+    storage = open_storage(f"sqlite:///{tmp_path}/machikit-data/machikit.db")
+    try:
+        devices = storage.find_devices({("muroran", name) for name in (
+            "bus-01", "gomi-01", "yatai-01", "snow-01", "snow-02", "printer-01")})
+    finally:
+        storage.close()
+    kinds = {key[1]: (d.kind, d.public) for key, d in devices.items()}
+    assert kinds == {"bus-01": ("bus", True), "gomi-01": ("garbage_truck", True),
+                     "yatai-01": ("stall", True), "snow-01": ("snow_gauge", True),
+                     "snow-02": ("snow_gauge", True), "printer-01": ("printer_buzzer", False)}
+    assert devices["muroran", "bus-01"].settings["service_hours"] == ["00:00-24:00"]
+    assert devices["muroran", "gomi-01"].settings["depots"][0]["radius_m"] >= 100
+    assert len(devices["muroran", "snow-02"].settings["location"]) == 2
+
+
+def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    env = {**_clean_env(), "MACHIKIT_EMBEDDED_MQTT_PORT": str(free_port()),
+           "MACHIKIT_WEB__PORT": "0"}
+    demo = subprocess.Popen([sys.executable, "-m", "machikit", "demo", "--every", "1"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert demo.stdout is not None
+    lines = []
+    for line in demo.stdout:  # wait for the first summary: devices are sending
+        lines.append(line)
+        if "Stored so far" in line:
+            break
+    demo.send_signal(signal.SIGINT)
+    out, _ = demo.communicate(timeout=30)
+    assert demo.returncode == 0, "".join(lines) + out
+    assert "Demo finished" in out and "Traceback" not in out
+    assert "device_status 12" in out.splitlines()[-1]  # online and offline of all six
 
 
 def test_serve_then_stats_then_ctrl_c(tmp_path: Path) -> None:
