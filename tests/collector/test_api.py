@@ -270,3 +270,25 @@ def test_live_stream_shows_moves_and_never_hidden_devices(api: Api) -> None:
             assert name not in text
     finally:
         reader.close()
+
+
+@pytest.mark.slow
+def test_database_outage_keeps_the_map_up_and_health_says_so(database_url: str) -> None:
+    """PostgreSQL stopped: the last snapshot is still served, health turns 503,
+    and everything recovers by itself when the database is back."""
+    from machikit import testbed
+
+    if not testbed.is_controllable():
+        pytest.skip("needs the project's test bed, run as root (machikit dev services up)")
+    with fresh_database(database_url) as url, ApiServer(url) as api:
+        assert api.names("/vehicles") == {"bus-01", "stale-01", "shift-01"}
+        testbed.stop_postgres("fast")
+        try:
+            assert wait_until(lambda: api.http.get("/api/v1/health").status_code == 503, 30)
+            assert api.http.get("/api/v1/health").json()["database"] == "unavailable"
+            assert api.names("/vehicles") == {"bus-01", "stale-01", "shift-01"}
+            assert api.get("/vehicles/bus-01/track").status_code == 503
+        finally:
+            testbed.start_postgres()
+        assert wait_until(lambda: api.http.get("/api/v1/health").status_code == 200, 30)
+        assert api.get("/vehicles/bus-01/track").status_code == 200
