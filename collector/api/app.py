@@ -1,6 +1,7 @@
 """The FastAPI application: public API v1, live stream, map page and its files."""
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings, storage: Storage | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub.start(asyncio.get_running_loop())
         await asyncio.to_thread(hub.first_poll.wait, 10)
+        calm_garbage_collector()
         yield
         hub.stop()
         storage.close()
@@ -50,6 +52,15 @@ def create_app(settings: Settings, storage: Storage | None = None) -> FastAPI:
     app.mount("/static", CachedStatic(directory=page.WEB_DIR), name="static")
     app.add_exception_handler(RequestValidationError, bad_request)
     return app
+
+
+def calm_garbage_collector() -> None:
+    """Thousands of live clients are ~200 long-lived objects each; Python's default
+    thresholds then run full collections that freeze the loop for ~240 ms every few
+    seconds and free nothing (measured at 2,000 clients). Freeze what start-up made
+    and collect the oldest generation less often."""
+    gc.freeze()
+    gc.set_threshold(700, 10, 10_000)
 
 
 async def bad_request(request: Request, error: Exception) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import threading
 
@@ -38,6 +39,7 @@ class WebServer:
             self.error = err
 
     def start(self) -> None:
+        raise_open_files_limit()
         self._thread.start()
         while not self.server.started and self._thread.is_alive():
             self._thread.join(0.05)
@@ -63,9 +65,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="プロセス数 / worker processes (each polls the database)")
 
 
+def raise_open_files_limit() -> None:
+    """Each live client is an open socket; a service's default soft limit (1,024)
+    would cap the stream at about 1,000 phones. Take the hard limit (no-op on Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def run_api(args: argparse.Namespace) -> int:
     """Only the public API and map, for a server where the collector runs apart."""
     settings = load_settings(args.config)
+    raise_open_files_limit()
     print(say("web_ready", url=f"http://{settings.web.host}:{settings.web.port}/"), flush=True)
     if args.workers > 1:
         uvicorn.run("collector.api.app:app_from_environment", factory=True,

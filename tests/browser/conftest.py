@@ -122,7 +122,7 @@ def publish_town(town: MapServer) -> None:
     assert town.publisher.all_acknowledged(30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def map_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MapServer]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("map"), embedded_mqtt_port=free_port(),
                         web={"port": 0}, town=TOWN, map={"town": TOWN})
@@ -145,7 +145,7 @@ def map_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MapServer]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     path = Path(SERVICES.get("MACHIKIT_CHROMIUM") or CHROMIUM)
     if not path.exists():  # a skip fails under CI=true (tests/conftest.py)
