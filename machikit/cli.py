@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "stats": ("collector.stats", "run_stats", "collector",
               "収集の統計を表示 / show collector counters"),
     "bench": ("collector.bench", "run_bench", "collector",
-              "取り込み性能を測る / measure ingest throughput"),
+              "性能を測る (ingest, live, api) / benchmarks: ingest, live stream, API"),
     "dev": ("machikit.testbed", "run_dev", "dev",
             "開発用: テスト用サービス / developer tools: test services"),
 }

@@ -169,26 +169,30 @@ TEXTS: dict[str, tuple[str, str]] = {
     "bench_saved": ("結果を保存しました: {path}", "Report written to {path}"),
     # live stream and API benchmarks (machikit bench live / api)
     "bench_live_run": ("計測中: ライブ配信、同時接続 {clients} で {seconds:.0f} 秒…", "Measuring: live stream, {clients} clients for {seconds:.0f} s…"),
-    "bench_api_run": ("計測中: 車両API、毎秒 {rate:.0f} リクエストで {seconds:.0f} 秒×2…", "Measuring: vehicles API at {rate:.0f} req/s, {seconds:.0f} s × 2…"),
+    "bench_api_run": ("計測中: 車両API、毎秒 {rate} リクエストで {seconds:.0f} 秒×{runs}…", "Measuring: vehicles API at {rate} req/s, {runs} runs of {seconds:.0f} s…"),
     "bench_live_title": (
         "ライブ配信の遅延（CPU {cpus} 個、{server}、ポーリング {poll} 秒、バス {fleet} 台が {interval:.0f} 秒ごとに送信）",
         "Live stream fan-out ({cpus} CPUs, {server}, poll every {poll} s, {fleet} buses each sending every {interval:.0f} s)",
     ),
     "bench_api_title": (
-        "車両APIの応答時間（CPU {cpus} 個、{server}、毎秒 {rate:.0f} リクエスト×{seconds:.0f} 秒、表示中の車両 {shown} 台）",
-        "Vehicles API latency ({cpus} CPUs, {server}, {rate:.0f} req/s for {seconds:.0f} s, {shown} vehicles shown)",
+        "車両APIの応答時間（CPU {cpus} 個、{server}、各回 {seconds:.0f} 秒、表示中の車両 {shown} 台）",
+        "Vehicles API latency ({cpus} CPUs, {server}, {seconds:.0f} s per run, {shown} vehicles shown)",
+    ),
+    "bench_api_live": (
+        "計測中はライブ配信を {clients} 人が受信（遅延 p99 {p99} ms、切断 {dropped}）。",
+        "Meanwhile {clients} clients listened to the live stream (delay p99 {p99} ms, dropped {dropped}).",
     ),
     "bench_nofile": (
-        "開けるファイル数の上限（RLIMIT_NOFILE）は計測のために {soft}（上限 {hard}）に上げました。サーバーもこの値を引き継ぎます。",
-        "The bench raised its open-files limit (RLIMIT_NOFILE) to {soft} (hard limit {hard}); the server processes inherit it.",
+        "開けるファイル数の上限（RLIMIT_NOFILE）: ベンチが上限まで上げて {soft}（上限 {hard}）。サーバーのプロセスもこの値を引き継ぎます（接続1つにつき1つ）。",
+        "Open-files limit (RLIMIT_NOFILE): the bench raised it to {soft} (hard limit {hard}); the server processes inherit it (one per connection).",
     ),
     "bench_live_notes": (
         "遅延 = クライアントの受信時刻 − 位置の t（送信時刻、同じ時計）。build = 更新の now_ms − t（収集・保存・ポーリング待ち）、fan-out = 受信 − now_ms（全員への送信）。CPU% は1コア=100、API RSS はピーク。client lag = クライアント側のイベントループの遅れ（大きければクライアントが律速）。",
         "delay = client receive time − the position's t (publish time, same clock). build = the update's now_ms − t (collector, commit, wait for the poll); fan-out = receive − now_ms (sending to everyone). CPU %: one core = 100; API RSS: peak. client lag: how late the client's own event loop ran (large: the clients, not the server, are the limit).",
     ),
     "bench_api_notes": (
-        "応答時間は予定送信時刻から本文受信まで（オープンループ: 遅れた分も含む）。service = 実際の送信から受信まで。client lag = 予定より遅れて送った時間。車両は計測中も動いています（データとETagが変わる）。",
-        "latency: from the moment a request was due to its last byte (open loop: waiting counts). service: from actually sending it. client lag: how late the client sent. The fleet keeps moving during the runs (data and ETag change).",
+        "応答時間は予定送信時刻から本文受信まで（オープンループ: 待ち時間も含む）。service = 実際の送信から受信まで。conn wait = 全接続が使用中で待った時間。client lag = クライアント自身の遅れ（小さければクライアントは律速でない）。車両は計測中も動いています（データとETagが変わる）。",
+        "latency: from the moment a request was due to its last byte (open loop: waiting counts). service: from actually sending it. conn wait: time all keep-alive connections were busy. client lag: how late the client itself started a request (small: the client is not the limit). The fleet keeps moving during the runs (data and ETag change).",
     ),
     "bench_api_profile_title": (
         "API プロセスの時間の使い道（py-spy、{samples} サンプル、{file}）",

@@ -1,44 +1,51 @@
-"""`machikit bench ingest`: how fast the collector stores messages, measured on
-the real Mosquitto and TimescaleDB (DESIGN §4 has the numbers to expect).
+"""`machikit bench ingest|live|api`: the numbers behind DESIGN and
+docs/benchmarks.md, measured on the real Mosquitto and TimescaleDB.
 
+ingest: how fast the collector stores messages (ingest.py).
+live:   how late the live stream's updates reach thousands of SSE clients (live.py).
+api:    `GET …/vehicles` latency under a paced, open-loop load (apibench.py).
 Every run has a fresh database, its own town and MQTT sessions, all removed
-afterwards (also on Ctrl-C): offered loads into one collector, backlog drains
-by 1..n workers on a shared subscription, and a naive consumer to compare.
+afterwards (also on Ctrl-C).
 """
 
 import argparse
-import json
-import os
-import platform
 import shlex
 import signal
 import sys
-import time
 
-from collector.bench.plan import Plan, add_arguments, plan_from_args
+from collector.bench.ingest import run_plan  # the ingest bench from code (tests)
 from machikit.texts import say
 
-__all__ = ["add_arguments", "run_bench", "run_plan"]
+__all__ = ["add_arguments", "progress", "run_bench", "run_plan"]
 
-PUBLISHERS = ("multiprocessing (spawn) processes, each one paho-mqtt 2 client, MQTT 5, QoS 1, "
-              "driven by client.loop() in its own thread, up to 1000 in flight; every PUBACK "
-              "awaited. Loads: paced; backlogs: as fast as they go.")
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from collector.bench.plan import add_ingest_arguments, add_services
+    from collector.bench.webplan import add_api_arguments, add_live_arguments
+
+    what = parser.add_subparsers(dest="what", required=True, metavar="{ingest,live,api}",
+                                 help="測る対象 / what to measure")
+    for name, add, text in (
+            ("ingest", add_ingest_arguments, "取り込み性能 / collector ingest throughput"),
+            ("live", add_live_arguments, "ライブ配信の遅延 / live stream fan-out delay"),
+            ("api", add_api_arguments, "公開APIの応答時間 / public API latency")):
+        sub = what.add_parser(name, help=text, description=text)
+        add(sub)
+        add_services(sub)
 
 
 def run_bench(args: argparse.Namespace) -> int:
     _check_tools()
-    from collector.bench.report import render
-
     command = "machikit " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "machikit bench"
-    plan = plan_from_args(args, command)
     # SIGTERM unwinds like Ctrl-C, so sessions and databases are still cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: _interrupt())
-    report = run_plan(plan)
-    print(render(report))
-    if plan.json_path:
-        plan.json_path.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
-        print(say("bench_saved", path=plan.json_path))
-    return 0 if all_exactly_once(report) else 1
+    if args.what == "ingest":
+        from collector.bench.ingest import run_ingest
+
+        return run_ingest(args, command)
+    from collector.bench.web import run_web
+
+    return run_web(args, command)
 
 
 def _check_tools() -> None:
@@ -53,69 +60,5 @@ def _interrupt() -> None:
     raise KeyboardInterrupt
 
 
-def run_plan(plan: Plan) -> dict:
-    from collector.bench.measure import run_drain, run_load
-    from collector.bench.report import targets
-
-    report: dict = {"command": plan.command, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "environment": _environment(plan), "loads": [], "drains": []}
-    for rate in plan.loads:
-        _progress("bench_run_load", rate=rate, seconds=plan.seconds)
-        report["loads"].append(run_load(plan, rate))
-    if plan.drain:
-        for workers in plan.workers:
-            _progress("bench_run_drain", workers=workers, backlog=plan.backlog)
-            report["drains"].append(run_drain(plan, workers))
-        _naive(plan, report)
-        _profiled(plan, report)
-    report["targets"] = targets(report)
-    return report
-
-
-def _naive(plan: Plan, report: dict) -> None:
-    from collector.bench.measure import run_naive
-
-    if not plan.naive_backlog:
-        return
-    _progress("bench_run_naive", backlog=plan.naive_backlog)
-    naive = run_naive(plan)
-    report["drains"].append(naive)
-    one = [d for d in report["drains"] if d["consumer"] == "collector" and d["workers"] == 1]
-    if one and one[0]["rate"] and naive["rate"]:
-        report["naive_ratio"] = round(one[0]["rate"] / naive["rate"], 1)
-
-
-def _profiled(plan: Plan, report: dict) -> None:
-    """A separate drain under py-spy, so the headline numbers are not perturbed."""
-    from collector.bench.measure import run_drain
-
-    if plan.profile_dir is None:
-        return
-    plan.profile_dir.mkdir(parents=True, exist_ok=True)
-    _progress("bench_run_profile", path=plan.profile_dir)
-    out = plan.profile_dir / f"collector-drain-{time.strftime('%Y%m%d-%H%M%S')}.txt"
-    report["drains"].append(run_drain(plan, 1, profile_to=out))
-
-
-def _environment(plan: Plan) -> dict:
-    import paho.mqtt
-    import psycopg
-
-    from collector.bench.bed import broker_version, environment, fresh_database
-
-    with fresh_database(plan.database_url) as url:  # the server's settings, from a scratch db
-        server = environment(url)
-    return {"cpus": os.cpu_count(), "python": platform.python_version(),
-            "paho_mqtt": paho.mqtt.__version__, "psycopg": psycopg.__version__,
-            "mosquitto": broker_version(plan.mqtt_url), **server,
-            "fleet": plan.fleet, "collector_env": plan.collector_env,
-            "publishers": PUBLISHERS, "rows_polled_every_s": 0.5}
-
-
-def all_exactly_once(report: dict) -> bool:
-    runs = report["loads"] + report["drains"]
-    return all(r["check"]["exactly_once"] for r in runs)
-
-
-def _progress(key: str, **values: object) -> None:
+def progress(key: str, **values: object) -> None:
     print(say(key, **values), file=sys.stderr, flush=True)

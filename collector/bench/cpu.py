@@ -66,3 +66,40 @@ class CpuMeter:
         return {name: (round(100 * (self._seconds(name) - self.before.get(name, 0.0))
                              / elapsed, 1) if procs else None)
                 for name, procs in self.parts.items()}
+
+
+class MachineMeter:
+    """The whole machine's busy CPU between start() and stop(), as % of one core,
+    and what is left after the measured parts: someone else's work on the same
+    cores (a test suite, a browser) would skew every number of the run."""
+
+    def start(self) -> None:
+        self.started, self.before, self.retrans = time.monotonic(), _busy_s(), tcp_retransmits()
+
+    def stop(self, parts: dict[str, float | None]) -> dict[str, float | None]:
+        busy = 100 * (_busy_s() - self.before) / (time.monotonic() - self.started)
+        retrans = tcp_retransmits()
+        return {"machine": round(busy, 1),
+                "other": round(busy - sum(v for v in parts.values() if v), 1),
+                "tcp_retransmits": None if retrans is None or self.retrans is None
+                else retrans - self.retrans}
+
+
+def tcp_retransmits() -> int | None:
+    """Segments the kernel sent again, machine-wide (Linux): on loopback, a
+    retransmission means a dropped packet and ≥ 200 ms (the minimum RTO) lost."""
+    try:
+        with open("/proc/net/snmp") as f:
+            head, values = [line.split() for line in f if line.startswith("Tcp:")][:2]
+    except (OSError, ValueError):
+        return None
+    return int(dict(zip(head, values, strict=True)).get("RetransSegs", 0))
+
+
+BUSY = ("user", "nice", "system", "irq", "softirq", "steal")  # guest is inside user
+
+
+def _busy_s() -> float:
+    t = psutil.cpu_times()
+    return float(sum(getattr(t, name, 0.0) for name in BUSY))
+

@@ -1,4 +1,5 @@
-"""The options of `machikit bench ingest`, turned into one Plan."""
+"""The options of `machikit bench ingest`, turned into one Plan (and the
+helpers every bench's options use)."""
 
 import argparse
 import os
@@ -28,8 +29,14 @@ class Plan:
     command: str = ""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=["ingest"], help="測る対象 / what to measure")
+def add_services(parser: argparse.ArgumentParser) -> None:
+    """Options every bench has."""
+    parser.add_argument("--database-url", help="PostgreSQL URL (CREATEDB 権限 / with CREATEDB)")
+    parser.add_argument("--mqtt-url", help="Mosquitto URL")
+    parser.add_argument("--json", help="結果をJSONで保存 / write the report as JSON")
+
+
+def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loads", default=DEFAULT_LOADS, help=(
                         "送信負荷 msg/s、max=滞留の一括処理 / offered msg/s; max: backlog drain"))
     parser.add_argument("--seconds", type=float, default=20.0,
@@ -43,9 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fleet", type=int, default=200, help="車両数 / vehicles")
     parser.add_argument("--publishers", default="auto",
                         help="送信プロセス数 / publisher processes (auto or a number)")
-    parser.add_argument("--database-url", help="PostgreSQL URL (CREATEDB 権限 / with CREATEDB)")
-    parser.add_argument("--mqtt-url", help="Mosquitto URL")
-    parser.add_argument("--json", help="結果をJSONで保存 / write the report as JSON")
     parser.add_argument("--profile", metavar="DIR",
                         help="py-spy で収集プロセスを計測 / profile the collector with py-spy")
     parser.add_argument("--collector-env", action="append", default=[], metavar="KEY=VALUE",
@@ -55,25 +59,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def plan_from_args(args: argparse.Namespace, command: str = "") -> Plan:
     loads, drain = _parse_loads(args.loads)
     return Plan(
-        database_url=args.database_url or _service_url("MACHIKIT_TEST_DATABASE_URL"),
-        mqtt_url=args.mqtt_url or _service_url("MACHIKIT_TEST_MQTT_URL"),
+        database_url=args.database_url or service_url("MACHIKIT_TEST_DATABASE_URL"),
+        mqtt_url=args.mqtt_url or service_url("MACHIKIT_TEST_MQTT_URL"),
         loads=loads, drain=drain, seconds=args.seconds,
-        workers=_numbers(args.workers, "--workers"), backlog=args.backlog,
+        workers=numbers(args.workers, "--workers"), backlog=args.backlog,
         naive_backlog=args.naive_backlog, fleet=args.fleet,
-        publishers=None if args.publishers == "auto" else _numbers(args.publishers, "")[0],
+        publishers=None if args.publishers == "auto" else numbers(args.publishers, "")[0],
         profile_dir=Path(args.profile) if args.profile else None,
         json_path=Path(args.json) if args.json else None,
-        collector_env=_pairs(args.collector_env), command=command,
+        collector_env=pairs(args.collector_env), command=command,
     )
 
 
 def _parse_loads(text: str) -> tuple[list[int], bool]:
     items = [x.strip().lower() for x in text.split(",") if x.strip()]
     rates = [x for x in items if x != "max"]
-    return _numbers(",".join(rates), "--loads") if rates else [], "max" in items
+    return numbers(",".join(rates), "--loads") if rates else [], "max" in items
 
 
-def _numbers(text: str, option: str) -> list[int]:
+def numbers(text: str, option: str) -> list[int]:
     try:
         values = [int(float(x)) for x in text.split(",") if x.strip()]
     except ValueError as err:
@@ -83,14 +87,14 @@ def _numbers(text: str, option: str) -> list[int]:
     return values
 
 
-def _pairs(items: list[str]) -> dict[str, str]:
-    pairs = dict(item.split("=", 1) for item in items if "=" in item)
-    if len(pairs) != len(items):
-        raise SystemExit(say("bench_bad_option", option="--collector-env", value=items))
-    return pairs
+def pairs(items: list[str], option: str = "--collector-env") -> dict[str, str]:
+    found = dict(item.split("=", 1) for item in items if "=" in item)
+    if len(found) != len(items):
+        raise SystemExit(say("bench_bad_option", option=option, value=items))
+    return found
 
 
-def _service_url(variable: str) -> str:
+def service_url(variable: str) -> str:
     """Like the tests: the environment first, then the test bed's env.json."""
     value = os.environ.get(variable)
     if not value:

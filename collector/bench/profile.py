@@ -12,7 +12,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 RATE_HZ = 250
-WAITING = {"Condition.wait (threading.py)", "Event.wait (threading.py)"}
+WAITING = {"Condition.wait (threading.py)", "Event.wait (threading.py)",
+           "_worker (futures/thread.py)"}  # an idle thread-pool worker: blocked in C
 WAY_IN = {"run_collect (collector/ingest.py)", "Collector.run (collector/ingest.py)",
           "Client.loop_forever (mqtt/client.py)", "Client._thread_main (mqtt/client.py)",
           "Client._loop (mqtt/client.py)"}
@@ -35,9 +36,10 @@ def wrapper(out: Path) -> list[str]:
             "--output", str(out), "--"]
 
 
-def summarize(path: Path, top: int = 12) -> dict:
+def summarize(path: Path, top: int = 12, labels: dict[str, str] | None = None) -> dict:
     """Shares of the samples: per thread, per function (self time), and per
-    function within each thread (inclusive, without the thread's outer frames)."""
+    function within each thread (inclusive, without the thread's outer frames).
+    labels: thread name prefix -> what it does (default: the collector's threads)."""
     threads: Counter[str] = Counter()
     own: Counter[str] = Counter()
     inner: dict[str, Counter[str]] = defaultdict(Counter)
@@ -50,7 +52,7 @@ def summarize(path: Path, top: int = 12) -> dict:
             waiting += count
             continue
         samples += count
-        kind = _thread_kind(frames[0])
+        kind = _thread_kind(frames[0], labels or COLLECTOR_THREADS)
         threads[kind] += count
         if names:
             own[names[-1]] += count
@@ -74,14 +76,15 @@ def _way_in(name: str) -> bool:
     return name in WAY_IN or any(f"({module})" in name for module in WAY_IN_MODULES)
 
 
-def _thread_kind(first: str) -> str:
-    """paho's network thread, the writer (main) thread, or else."""
+COLLECTOR_THREADS = {"paho-mqtt-client": "paho network thread (receive, PUBACK)",
+                     "MainThread": "main thread (check, write, commit, ack)"}
+
+
+def _thread_kind(first: str, labels: dict[str, str]) -> str:
+    """The label of the first prefix the thread's name starts with, or its name."""
     name = first.partition("): ")[2]
-    if name.startswith("paho-mqtt-client"):
-        return "paho network thread (receive, PUBACK)"
-    if name == "MainThread":
-        return "main thread (check, write, commit, ack)"
-    return name or "?"
+    return next((label for prefix, label in labels.items() if name.startswith(prefix)),
+                name or "?")
 
 
 def _name(frame: str) -> str:

@@ -27,21 +27,21 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([pad(headers), rule, *map(pad, rows)])
 
 
-def _n(value: float | None, digits: int = 0) -> str:
+def num(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def _pair(d: dict) -> str:
-    return f"{_n(d.get('p50'), 1)} / {_n(d.get('p99'), 1)}" if d else "-"
+    return f"{num(d.get('p50'), 1)} / {num(d.get('p99'), 1)}" if d else "-"
 
 
 def _commit(d: dict) -> str:
     """p50 / the run's p99 (worst second's p99)."""
-    return f"{d['p50']} / {_n(d.get('p99_run'))} ({d['p99']})" if d else "-"
+    return f"{d['p50']} / {num(d.get('p99_run'))} ({d['p99']})" if d else "-"
 
 
 def _cpu(cpu: dict) -> list[str]:
-    return [_n(cpu.get(k)) for k in ("collector", "mosquitto", "postgres")]
+    return [num(cpu.get(k)) for k in ("collector", "mosquitto", "postgres")]
 
 
 def _once(check: dict) -> str:
@@ -55,10 +55,10 @@ LOAD_HEADERS = ["目標 target/s", "送信 offered/s", "保存 stored/s", "追�
 
 
 def load_rows(loads: list[dict]) -> list[list[str]]:
-    return [[_n(r["target_rate"]), f"{_n(r['publish']['rate'])} ({r['publish']['processes']}p)",
-             _n(r["stored_rate"]), _n(r["catch_up_s"], 2), _commit(r["latency"]["commit"]),
+    return [[num(r["target_rate"]), f"{num(r['publish']['rate'])} ({r['publish']['processes']}p)",
+             num(r["stored_rate"]), num(r["catch_up_s"], 2), _commit(r["latency"]["commit"]),
              _pair(r["latency"]["receive"]), *_cpu(r["cpu_percent"]),
-             _n(r["cpu_percent"].get("publishers")), _once(r["check"])]
+             num(r["cpu_percent"].get("publishers")), _once(r["check"])]
             for r in loads]
 
 
@@ -68,15 +68,15 @@ DRAIN_HEADERS = ["方式 consumer", "workers", "滞留 backlog", "投入 publish
 
 
 def drain_rows(drains: list[dict]) -> list[list[str]]:
-    return [[r["consumer"], str(r["workers"]), _n(r["backlog"]),
-             f"{_n(r['publish']['rate'])} ({r['publish']['processes']}p)",
-             _n(r["startup_s"], 2), _n(r["steady_s"], 2), _n(r["rate"]), _n(r["rate_wall"]),
+    return [[r["consumer"], str(r["workers"]), num(r["backlog"]),
+             f"{num(r['publish']['rate'])} ({r['publish']['processes']}p)",
+             num(r["startup_s"], 2), num(r["steady_s"], 2), num(r["rate"]), num(r["rate_wall"]),
              _split(r), *_cpu(r["cpu_percent"]), _once(r["check"])]
             for r in drains]
 
 
 def _split(r: dict) -> str:
-    return " / ".join(_n(w.get("stored")) for w in r.get("per_worker", [])) or "-"
+    return " / ".join(num(w.get("stored")) for w in r.get("per_worker", [])) or "-"
 
 
 def targets(report: dict) -> list[dict]:
@@ -129,15 +129,19 @@ def render(report: dict) -> str:
 def _target_line(t: dict) -> str:
     mark = {True: "✓", False: "✗", None: "?"}[t["reached"]]
     note = f" ({t['note']})" if t.get("note") else ""
-    return f"  {mark} {t['target']}: {_n(t['value'], 1)}{note}"
+    return f"  {mark} {t['target']}: {num(t['value'], 1)}{note}"
 
 
 def _profile_lines(report: dict) -> list[str]:
     found = [d["profile"] for d in report["drains"] if d.get("profile")]
-    if not found:
+    return profile_lines(found[0] if found else None, "bench_profile_title")
+
+
+def profile_lines(prof: dict | None, title_key: str) -> list[str]:
+    """A py-spy profile summary: share per thread, per function, per function in each thread."""
+    if not prof:
         return []
-    prof = found[0]
-    lines = ["", say("bench_profile_title", samples=prof["samples"], file=prof["file"])]
+    lines = ["", say(title_key, samples=prof["samples"], file=prof["file"])]
     lines += _shares("threads", prof["threads"]) + _shares("self time", prof["self"])
     for thread, shares in prof["by_thread"].items():
         if shares:

@@ -103,7 +103,7 @@ class Run:
         for worker in self.workers:
             pid = worker.pid
             if worker.wrapper:
-                pid = _first_child(pid)
+                pid = first_child(pid)
             pids.append(pid)
         return pids
 
@@ -178,7 +178,7 @@ def _ms(value) -> float | None:
     return None if value is None else round(float(value), 1)
 
 
-def _first_child(pid: int, timeout: float = 10.0) -> int:
+def first_child(pid: int, timeout: float = 10.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         children = psutil.Process(pid).children()

@@ -38,18 +38,21 @@ def collector_env(db_url: str, mqtt_url: str, town: str, client_id: str,
 
 
 class CollectorWorker:
-    """`python -m machikit collect`, optionally under a wrapper (py-spy record)."""
+    """`python -m machikit collect` (or another command: api, serve), optionally
+    under a wrapper (py-spy record)."""
 
     def __init__(self, client_id: str, env: dict[str, str], log: Path,
-                 wrapper: list[str] | None = None) -> None:
+                 wrapper: list[str] | None = None, command: str = "collect",
+                 args: list[str] | None = None) -> None:
         self.client_id, self.env, self.log = client_id, env, log
         self.wrapper = wrapper or []
+        self.command, self.args = command, args or []
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         with self.log.open("a") as out:
             self.proc = subprocess.Popen(
-                [*self.wrapper, sys.executable, "-m", "machikit", "collect"],
+                [*self.wrapper, sys.executable, "-m", "machikit", self.command, *self.args],
                 env=self.env, cwd=self.log.parent, stdout=out, stderr=subprocess.STDOUT)
 
     @property

@@ -1,8 +1,15 @@
-"""`machikit bench ingest` at a tiny scale on the real services: the tool's
+"""`machikit bench ingest|live|api` at a tiny scale on the real services: the tools'
 correctness (report structure, every message stored once, nothing left
 behind), not the machine's speed — no timing assertions."""
 
+import asyncio
+import contextlib
+import itertools
 import json
+import queue
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -10,10 +17,17 @@ import pytest
 
 from collector.bench import run_plan
 from collector.bench.bed import DB_PREFIX
+from collector.bench.hist import Histogram
+from collector.bench.listeners import Crowd
+from collector.bench.loadgen import LoadJob, run_load
 from collector.bench.measure import commit_latency
 from collector.bench.plan import plan_from_args
 from collector.bench.profile import summarize
 from collector.bench.report import render
+from collector.bench.sse import EventStream
+from collector.bench.stack import free_port
+from collector.bench.webplan import web_plan_from_args
+from collector.bench.webreport import render_api, render_live
 from collector.mqtt import make_client
 from collector.settings import parse_mqtt_url
 from machikit.cli import build_parser
@@ -116,3 +130,190 @@ def test_commit_latency_from_per_second_stats() -> None:
     found = commit_latency(snaps, since=0.5)
     assert (found["p50"], found["p99"], found["p99_typical"]) == (2, 40, 6)
     assert found["count"] == 210
+
+
+# --- bench live / bench api: the clients against a throwaway server ----------------
+
+class FakeApi:
+    """A tiny HTTP server in a thread: `…/live` streams a snapshot then an update
+    every 0.1 s (chunked, CRLF lines, one event split over two chunks, pings);
+    anything else is a JSON body with an ETag, or 304 when it matches."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self.thread = threading.Thread(target=self._main, args=(started,), daemon=True)
+        self.thread.start()
+        started.wait(5)
+
+    def _main(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        started.set()
+        self.loop.run_forever()
+        server.close()
+        tasks = asyncio.all_tasks(self.loop)
+        for task in tasks:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        self.loop.close()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    @staticmethod
+    def chunk(data: bytes) -> bytes:
+        return b"%x\r\n%s\r\n" % (len(data), data)
+
+    def event(self, name: str, data: dict) -> bytes:
+        return b"event: %s\r\ndata: %s\r\n\r\n" % (name.encode(), json.dumps(data).encode())
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if b"/live " in head:
+                    await self._stream(writer)
+                elif b'if-none-match: "v1"' in head.lower():
+                    writer.write(b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n')
+                else:
+                    body = b'{"type": "FeatureCollection", "features": []}'
+                    writer.write(b'HTTP/1.1 200 OK\r\nETag: "v1"\r\nContent-Length: %d\r\n\r\n%s'
+                                 % (len(body), body))
+        writer.close()
+
+    async def _stream(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n" + self.chunk(b"retry: 3000\r\n\r\n"))
+        snapshot = {"now_ms": 1, "vehicles": {"type": "FeatureCollection", "features": []}}
+        writer.write(self.chunk(self.event("snapshot", snapshot)))
+        for i in itertools.count():
+            await asyncio.sleep(0.1)
+            now = int(time.time() * 1000)
+            vehicle = {"type": "Feature", "id": "bus-01", "properties": {"id": "bus-01",
+                                                                          "t": now - 30}}
+            update = self.event("update", {"now_ms": now - 10, "vehicles": [vehicle],
+                                           "sensors": [], "removed": []})
+            writer.write(self.chunk(update[:7]) + self.chunk(update[7:]))  # split mid-line
+            if i % 3 == 0:
+                writer.write(self.chunk(b": ping\n\n"))
+            await writer.drain()
+
+
+@pytest.fixture
+def fake_api() -> Iterator[FakeApi]:
+    api = FakeApi()
+    yield api
+    api.close()
+
+
+def test_event_stream_handles_any_line_ending_split_anywhere() -> None:
+    text = (b'retry: 3000\r\n\r\nevent: snapshot\r\ndata: {"a": 1}\r\n\r\n'
+            b": ping\n\nevent: update\rdata: 2\r\r")
+    for cut in range(len(text)):
+        stream = EventStream()
+        found = stream.feed(text[:cut]) + stream.feed(text[cut:])
+        assert found == [("snapshot", '{"a": 1}'), ("update", "2")], cut
+        assert (stream.comments, stream.retry_ms) == (1, 3000)
+
+
+def test_histogram_percentiles_and_merge() -> None:
+    one, two = Histogram(), Histogram(0.5)
+    for v in range(1, 101):
+        one.add(v)
+    two.add(0.74)
+    assert one.summary()["p50"] == 50 and one.percentile(0.99) == 99 and len(one) == 100
+    assert two.summary()["max"] == 0.5
+    one.merge({100: 100})
+    assert one.summary()["p50"] == 100 and one.summary()["min"] == 1
+
+
+def test_crowd_measures_every_update(fake_api: FakeApi) -> None:
+    crowd = Crowd("127.0.0.1", fake_api.port, "/api/v1/towns/x/live", 20, processes=2)
+    try:
+        ramp = crowd.start()
+        time.sleep(1.0)
+        seen = crowd.stop()
+    finally:
+        crowd.close()
+    assert ramp["connected"] == 20 and ramp["failed"] == {}
+    assert not seen["dropped"]
+    delay, build = seen["delay"].summary(), seen["build"].summary()
+    assert delay["count"] == sum(seen["per_client"]) >= 20 * 5
+    assert build["p50"] == 20 and 30 <= delay["p50"] < 500  # t, now_ms and receive apart
+    assert seen["counts"]["pings"] >= 20 and seen["counts"]["snapshots"] == 20
+    assert len(seen["per_client"]) == 20
+
+
+def test_crowd_counts_refused_connections() -> None:
+    crowd = Crowd("127.0.0.1", free_port(), "/live", 3, processes=1)
+    try:
+        assert crowd.start()["failed"] == {"ConnectionRefusedError (Connection refused)": 3}
+    finally:
+        crowd.close()
+
+
+def test_open_loop_load_with_and_without_etag(fake_api: FakeApi) -> None:
+    found = []
+    for conditional in (False, True):
+        job = LoadJob("127.0.0.1", fake_api.port, "/api/v1/towns/x/vehicles", rate=100,
+                      seconds=0.5, connections=2, conditional=conditional, warmup_s=0.1)
+        results: queue.Queue = queue.Queue()
+        run_load(job, results)
+        assert results.get_nowait() == {"warmed_up": True}
+        found.append(results.get_nowait())
+    plain, conditional = found
+    assert plain["statuses"] == {"200": 50} and plain["requests"] == 50
+    assert conditional["statuses"] == {"304": 50} and conditional["bytes_per_response"] == 0
+    assert plain["errors"] == {} and plain["latency_ms"]["count"] == 50
+    assert plain["latency_ms"]["p50"] >= plain["service_ms"]["p50"] > 0
+
+
+# --- bench live / bench api on the real services (tiny sizes, no timing) -----------
+
+def _bench(argv: list[str]) -> dict:
+    from collector.bench.web import run_live_sweep
+
+    args = build_parser("bench").parse_args(argv)
+    plan = web_plan_from_args(args)
+    if args.what == "live":
+        return {"runs": run_live_sweep(plan)}
+    from collector.bench.apibench import run_api
+
+    return {"api": run_api(plan)}
+
+
+@pytest.mark.slow
+@pytest.mark.services
+def test_bench_live_smoke(database_url: str, mqtt_url: str) -> None:
+    before = bench_databases(database_url)
+    report = _bench(["bench", "live", "--clients", "20", "--seconds", "5", "--fleet", "5",
+                     "--interval", "1", "--database-url", database_url, "--mqtt-url", mqtt_url])
+    assert bench_databases(database_url) == before
+    (run,) = report["runs"]
+    assert run["connected"] == 20 and run["dropped"] == 0 and not run["failed"]
+    assert run["publish"]["acked"] >= 20
+    assert run["features"]["received"] == run["features"]["expected"] > 0
+    assert run["delay_ms"]["count"] == run["features"]["received"]
+    assert {"api", "collector", "mosquitto", "postgres", "clients"} <= set(run["cpu_percent"]) \
+        or "serve" in run["cpu_percent"]
+    assert run["api_memory"]["peak_rss_mb"] > 0
+    report["environment"] = {"cpus": 2, "server": "x", "live_poll_s": 0.5, "fleet": 5,
+                             "interval_s": 1, "nofile_soft_hard": [1, 2]}
+    assert "20" in render_live(report)
+
+
+@pytest.mark.slow
+@pytest.mark.services
+def test_bench_api_smoke(database_url: str, mqtt_url: str) -> None:
+    report = _bench(["bench", "api", "--rate", "50", "--seconds", "2", "--fleet", "5",
+                     "--interval", "1", "--database-url", database_url, "--mqtt-url", mqtt_url])
+    api = report["api"]
+    assert api["vehicles_shown"] == 5
+    plain, conditional = api["runs"]
+    assert plain["errors"] == {} and plain["statuses"].get("200", 0) == plain["requests"] > 0
+    assert conditional["errors"] == {} and conditional["statuses"].get("304", 0) > 0
+    report["environment"] = {"cpus": 2, "server": "x"}
+    assert "If-None-Match" in render_api(report)
