@@ -20,6 +20,7 @@ log = logging.getLogger("machikit.api")
 QUEUE_SIZE = 32  # events a slow client may fall behind before it is sent away
 GOODBYE = b""  # put in a queue: end that client's stream
 PING = b": ping\n\n"  # keeps proxies from closing an idle stream
+SLICE = 100  # clients woken before requests waiting meanwhile get their turn
 
 
 class Hub:
@@ -30,6 +31,7 @@ class Hub:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.first_poll = threading.Event()
+        self._fan_out_lock = asyncio.Lock()
 
     # --- the poller (its own thread: database calls block) --------------------
 
@@ -67,13 +69,22 @@ class Hub:
         return sum(len(queues) for queues in self.clients.values())
 
     def _send(self, changes: list[Change], at_ms: int) -> None:
-        for change in changes:
-            event = change.event(at_ms)
-            for queue in list(self.clients.get(change.town, ())):
-                try:
-                    queue.put_nowait(event)
-                except asyncio.QueueFull:  # too slow: it reconnects and gets a snapshot
-                    _goodbye(queue)
+        assert self.loop is not None
+        self.loop.create_task(self._fan_out(changes, at_ms))
+
+    async def _fan_out(self, changes: list[Change], at_ms: int) -> None:
+        """Wake the clients a slice at a time: waking 2,000 at once held every API
+        request behind them for ~40 ms (measured p99 with 2,000 live clients)."""
+        async with self._fan_out_lock:  # updates reach each client in order
+            for change in changes:
+                event = change.event(at_ms)
+                for n, queue in enumerate(list(self.clients.get(change.town, ())), 1):
+                    try:
+                        queue.put_nowait(event)
+                    except asyncio.QueueFull:  # too slow: it reconnects and gets a snapshot
+                        _goodbye(queue)
+                    if n % SLICE == 0:
+                        await asyncio.sleep(0)
 
     def _ping(self) -> None:
         """One timer for all clients: a timeout per client and event cost more CPU
