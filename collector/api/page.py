@@ -51,7 +51,7 @@ def page_config(settings: Settings, town: str) -> dict:
 
 def asset_version() -> str:
     """A short hash of the page's files: `?v=` in their URLs, so a phone never keeps
-    yesterday's map.js (cached for a day) after an upgrade."""
+    yesterday's scripts (cached for a day) after an upgrade."""
     digest = hashlib.blake2b(digest_size=6)
     for path in sorted(WEB_DIR.rglob("*.*")):
         digest.update(path.read_bytes())
