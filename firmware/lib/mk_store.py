@@ -66,12 +66,13 @@ def write_atomic(path, text):
     os.rename(tmp, path)  # replaces the old file (atomic on littlefs)
 
 
-def read_checked(path):
-    """The text stored by write_atomic, or None if the file is missing or damaged."""
+def read_checked(path, limit=128):
+    """The text stored by write_atomic, or None if the file is missing or damaged.
+    At most `limit` bytes are read (our state files are tiny); a longer file fails its check."""
     try:
         f = open(path, "rb")
         try:
-            raw = f.read(128)  # our state files are tiny; never read more
+            raw = f.read(limit)
         finally:
             f.close()
     except OSError:
