@@ -11,6 +11,8 @@
 #
 # Only what the apps use is here; it records what the apps do (scenario.log).
 import math
+import os as _os
+import sys as _sys
 
 
 class Scenario:
@@ -136,3 +138,70 @@ def time_pulse_us(pin, pulse_level, timeout_us=1000000):
     if us > timeout_us:
         return -1
     return us
+
+
+# --- for main.py (tests/firmware/test_main.py) -------------------------------------------
+# The board's flash is the current folder. A file there stands in for what survives a reset:
+#   fake_scenario.json   read once at import: {"adc": {"26": 30000}, "distance_cm": 150, ...}
+#                        sets `scenario` (a null ADC value makes the app crash: garbage in)
+#   fake_reset           the reset cause machine.reset() leaves for the next start (no file:
+#                        a power-on start, as after a power cut)
+# MK_FAKE_STEPS=n in the environment: the n-th WDT.feed() (= the n-th main-loop round) ends
+# the process with exit code 0, so main.py needs no test hooks.
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
+_RESET_FILE = "fake_reset"
+
+
+def _load_scenario(path="fake_scenario.json"):
+    import json
+
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except OSError:
+        return  # no file: the scenario as the other tests know it
+    for key in data:
+        value = data[key]
+        if key == "adc":
+            value = {int(k): value[k] for k in value}
+        setattr(scenario, key, value)
+
+
+_load_scenario()
+
+
+def reset_cause():
+    try:
+        with open(_RESET_FILE) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return PWRON_RESET
+
+
+def reset():
+    with open(_RESET_FILE, "w") as f:
+        f.write(str(HARD_RESET))
+    print("fake machine: reset")
+    _sys.exit(3)
+
+
+def unique_id():
+    return b"\xe6\x61\x38\x00\x00\x00\x00\x01"
+
+
+class WDT:
+    def __init__(self, id=0, timeout=5000):
+        self.timeout = timeout
+        self.feeds = 0
+        self.stop_after = int(_os.getenv("MK_FAKE_STEPS") or 0)
+        print(f"fake machine: WDT timeout {timeout} ms")
+
+    def feed(self):
+        self.feeds += 1
+        if self.stop_after and self.feeds >= self.stop_after:
+            print(f"fake machine: stop after {self.feeds} loop rounds")
+            _sys.exit(0)

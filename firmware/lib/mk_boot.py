@@ -1,0 +1,123 @@
+# mk_boot — the wiring main.py needs: pins from config.json (defaults from hardware/pins.md),
+# the app object, the reset cause as a word, and the log line format.
+#
+# Kept out of main.py so main.py reads as the list of steps a board goes through at start.
+# `machine` is imported inside the functions (DESIGN §8: the apps never import it; here it is
+# only needed once the board really builds its app).
+#
+# MicroPython-safe: plain functions, %-formatting, no f-strings.
+
+import os
+import sys
+import time
+
+# hardware/pins.md: the default pin of each signal, per board.
+PINS = {
+    "rp2": {
+        "trig": 2, "echo": 3, "uart": 1, "uart_tx": 4, "uart_rx": 5, "ds": 6, "battery": 28,
+        "ldr": 26, "tcrt": 15, "buzzer": 16, "button": 14,
+    },
+    "esp32": {
+        "trig": 25, "echo": 26, "uart": 2, "uart_tx": 17, "uart_rx": 16, "ds": 4,
+        "battery": 34, "ldr": 36, "tcrt": 27, "buzzer": 18, "button": 19,
+    },
+}
+
+
+def log(text):
+    # One line, seconds since boot first: enough to read a USB log (no wall clock yet).
+    print("[%7.1f] %s" % (time.ticks_ms() / 1000, text))
+
+
+def ensure_dir(path):
+    try:
+        os.mkdir(path)
+    except OSError:
+        pass  # already there
+
+
+def reset_name(machine):
+    """Why the board started, as the `reset` word of the status message."""
+    cause = machine.reset_cause()
+    for name, word in (("PWRON_RESET", "power_on"), ("WDT_RESET", "watchdog"),
+                       ("HARD_RESET", "hard"), ("SOFT_RESET", "soft"),
+                       ("DEEPSLEEP_RESET", "deepsleep")):
+        if cause == getattr(machine, name, None):
+            return word
+    return "other"
+
+
+def pins(cfg):
+    """The board's default pins, with app.pins of config.json on top."""
+    board = "esp32" if sys.platform == "esp32" else "rp2"  # the unix port: as a Pico W
+    out = dict(PINS[board])
+    given = cfg["app"].get("pins")
+    if isinstance(given, dict):
+        for key in given:
+            out[key] = given[key]
+    return out
+
+
+def make_app(cfg, clock):
+    """The app named in config.json (app.name: "snow" or "printer"), built on real pins.
+
+    Returns the app object (its read(now_ms) is mk_device's app_read). Raises on wiring
+    mistakes: that is a crash boot, counted by BootGuard (safe mode after a few)."""
+    from machine import ADC, PWM, Pin
+
+    name = cfg["app"]["name"]
+    settings = cfg["app"]["settings"]
+    p = pins(cfg)
+    kind = cfg["app"].get("sensor")
+    if name == "snow":
+        import ds18x20
+        import onewire
+        import snow_app
+
+        if kind == "a02yyuw":
+            from machine import UART
+            sensor = snow_app.A02yyuw(UART(p["uart"], 9600, tx=Pin(p["uart_tx"]),
+                                           rx=Pin(p["uart_rx"])))
+        else:  # "jsn-sr04t", the kit's default
+            sensor = snow_app.JsnSr04t(Pin(p["trig"], Pin.OUT), Pin(p["echo"], Pin.IN))
+        thermo = snow_app.Ds18b20(ds18x20.DS18X20(onewire.OneWire(Pin(p["ds"]))))
+        battery = None
+        if settings.get("battery_ratio"):  # only when a divider is wired (pins.md)
+            battery = snow_app.Battery(ADC(Pin(p["battery"])), ratio=settings["battery_ratio"])
+        return snow_app.SnowApp(sensor, thermo, settings.get("mount_cm", 200), battery=battery,
+                                interval_s=settings.get("interval_s", 60),
+                                pings=settings.get("pings", 5), wall=clock.t)
+    if name == "printer":
+        import printer_app
+
+        if kind == "tcrt5000":
+            sensor = printer_app.Tcrt5000(Pin(p["tcrt"], Pin.IN))
+        else:  # "ldr"
+            sensor = printer_app.Ldr(ADC(Pin(p["ldr"])))
+        if cfg["app"].get("buzzer") == "active":
+            buzzer = printer_app.PinBuzzer(Pin(p["buzzer"], Pin.OUT))
+        else:  # a passive piezo, the kit's default
+            buzzer = printer_app.PwmBuzzer(PWM(Pin(p["buzzer"])))
+        button = printer_app.Button(Pin(p["button"], Pin.IN, Pin.PULL_UP))
+        options = {}
+        for key in ("alarm_after_s", "on_threshold", "off_threshold", "debounce_ms"):
+            if key in settings:
+                options[key] = settings[key]
+        return printer_app.PrinterApp(sensor, buzzer, button, **options)
+    raise ValueError("app.name must be snow or printer, not %r" % name)
+
+
+def apply_settings(app, settings):
+    """Remote settings that an app can take while running; others wait for the next start."""
+    if app is None:
+        return
+    if hasattr(app, "interval_ms"):  # SnowApp
+        app.interval_ms = int(settings.get("interval_s", 60) * 1000)
+        app.pings = settings.get("pings", app.pings)
+    watch = getattr(app, "watch", None)  # PrinterApp's PaperWatch
+    if watch is not None:
+        if "alarm_after_s" in settings:
+            watch.alarm_after_ms = int(settings["alarm_after_s"] * 1000)
+        for key in ("on_threshold", "off_threshold", "debounce_ms"):
+            if key in settings:
+                setattr(watch, key, settings[key])
