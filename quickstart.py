@@ -2,7 +2,7 @@
 """machikit quick start: set up `.venv` from the lock files, then run one thing.
 
     python3 quickstart.py demo [args...]       # the demo on the embedded default (no root)
-    python3 quickstart.py test [pytest args]   # ruff, mypy, pytest against the test services
+    python3 quickstart.py test [pytest args]   # ruff, mypy (+ firmware), pytest, test services
     python3 quickstart.py machikit [args...]   # any `machikit` command, from the venv
 
 Standard library only: it runs before anything is installed, on Linux, macOS and
@@ -277,6 +277,7 @@ def cmd_test(pytest_args: list[str]) -> None:
     steps = [
         ("ruff check .", [python, "-m", "ruff", "check", "."]),
         ("mypy", [python, "-m", "mypy"]),
+        ("mypy firmware (Pico W, ESP32)", [python, "tools/check_firmware_types.py"]),
         ("pytest", [python, "-m", "pytest", *pytest_args]),
     ]
     for name, command in steps:

@@ -20,13 +20,18 @@ fi
 # --no-config and --default-index: PyPI only, whatever uv.toml or index the machine has.
 # --universal + --python-version 3.11: one file for Linux/macOS/Windows, Python 3.11 and newer.
 compile() {
-    local out=$1; shift
-    "$UV" --no-config pip compile pyproject.toml "$@" \
+    local out=$1 source=$2; shift 2
+    "$UV" --no-config pip compile "$source" "$@" \
         --universal --python-version 3.11 --generate-hashes \
         --default-index https://pypi.org/simple \
         --custom-compile-command "requirements/update.sh" \
         --upgrade --quiet --output-file "$out"
 }
 
-compile requirements/collector.lock --extra collector
-compile requirements/dev.lock --extra collector --extra pi --extra dev
+compile requirements/collector.lock pyproject.toml --extra collector
+compile requirements/dev.lock pyproject.toml --extra collector --extra pi --extra dev
+# MicroPython's stubs shadow CPython's own modules (time, socket...), so they never go into
+# the venv: tools/check_firmware_types.py installs each board's set into a folder of its own.
+for board in rp2 esp32; do
+    compile "requirements/stubs-$board.lock" "requirements/stubs-$board.in"
+done

@@ -65,7 +65,7 @@ class PaperWatch:
         self.state = EMPTY
         self.baseline = None  # LDR only: the empty tray's light level
         self._last_ms = None
-        self._arrived_ms = None
+        self._arrived_ms = 0  # meaningful while paper is on the tray
         self._change_ms = None  # when the sensor started to disagree with the state
         self.silenced = False
         self.day = None
@@ -122,7 +122,7 @@ class PaperWatch:
     # --- the state machine ---------------------------------------------------
 
     def _step(self, looks, now_ms):
-        events = []
+        events = []  # type: list
         self._day(now_ms, events)
         present = self.state != EMPTY
         if looks == present:
@@ -181,13 +181,13 @@ DAILY_READINGS = (
 def to_messages(seq, item):
     """An event from PaperWatch -> [(channel, message)], seq, seq+1, ... in order."""
     try:
-        from machikit import contract
-    except ImportError:  # on a board contract.py may sit in /lib on its own
-        import contract
+        import contract  # a board: contract.mpy in /lib
+    except ImportError:
+        from machikit import contract  # a Raspberry Pi or a PC with the repository
     if item["event"] != "daily_counts":
         return [("event", contract.event(seq, item["t"], item["event"], item.get("value"),
                                          item.get("unit")))]
-    out = []
+    out = []  # type: list
     for key, sensor, unit in DAILY_READINGS:
         out.append(("reading", contract.reading(seq + len(out), item["t"], sensor,
                                                 item[key], unit)))

@@ -188,7 +188,7 @@ class HourlyDepth:
         self.reported_mm = None
 
     def add(self, depth_cm, now_ms):
-        out = []
+        out = []  # type: list
         if now_ms >= MIN_SYNCED_MS:
             self._hour(now_ms, out)
         if depth_cm is None:
@@ -239,9 +239,9 @@ class HourlyDepth:
 
 def _contract():
     try:
-        from machikit import contract
-    except ImportError:  # on a board contract.py may sit in /lib on its own
-        import contract
+        import contract  # a board: contract.mpy in /lib
+    except ImportError:
+        from machikit import contract  # a Raspberry Pi or a PC with the repository
     return contract
 
 

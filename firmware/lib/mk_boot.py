@@ -63,48 +63,73 @@ def make_app(cfg, clock):
 
     Returns the app object (its read(now_ms) is mk_device's app_read). Raises on wiring
     mistakes: that is a crash boot, counted by BootGuard (safe mode after a few)."""
-    from machine import ADC, PWM, Pin
-
     name = cfg["app"]["name"]
+    if name == "snow":
+        return _snow_app(cfg, clock)
+    if name == "printer":
+        return _printer_app(cfg)
+    raise ValueError("app.name must be snow or printer, not %r" % name)
+
+
+def _snow_app(cfg, clock):
+    import ds18x20
+    import onewire
+    import snow_app
+    from machine import ADC, Pin
+
     settings = cfg["app"]["settings"]
     p = pins(cfg)
-    kind = cfg["app"].get("sensor")
-    if name == "snow":
-        import ds18x20
-        import onewire
-        import snow_app
+    thermo = snow_app.Ds18b20(ds18x20.DS18X20(onewire.OneWire(Pin(p["ds"]))))
+    battery = None
+    if settings.get("battery_ratio"):  # only when a divider is wired (pins.md)
+        battery = snow_app.Battery(ADC(Pin(p["battery"])), ratio=settings["battery_ratio"])
+    return snow_app.SnowApp(_distance_sensor(cfg, p), thermo, settings.get("mount_cm", 200),
+                            battery=battery, interval_s=settings.get("interval_s", 60),
+                            pings=settings.get("pings", 5), wall=clock.t)
 
-        if kind == "a02yyuw":
-            from machine import UART
-            sensor = snow_app.A02yyuw(UART(p["uart"], 9600, tx=Pin(p["uart_tx"]),
-                                           rx=Pin(p["uart_rx"])))
-        else:  # "jsn-sr04t", the kit's default
-            sensor = snow_app.JsnSr04t(Pin(p["trig"], Pin.OUT), Pin(p["echo"], Pin.IN))
-        thermo = snow_app.Ds18b20(ds18x20.DS18X20(onewire.OneWire(Pin(p["ds"]))))
-        battery = None
-        if settings.get("battery_ratio"):  # only when a divider is wired (pins.md)
-            battery = snow_app.Battery(ADC(Pin(p["battery"])), ratio=settings["battery_ratio"])
-        return snow_app.SnowApp(sensor, thermo, settings.get("mount_cm", 200), battery=battery,
-                                interval_s=settings.get("interval_s", 60),
-                                pings=settings.get("pings", 5), wall=clock.t)
-    if name == "printer":
-        import printer_app
 
-        if kind == "tcrt5000":
-            sensor = printer_app.Tcrt5000(Pin(p["tcrt"], Pin.IN))
-        else:  # "ldr"
-            sensor = printer_app.Ldr(ADC(Pin(p["ldr"])))
-        if cfg["app"].get("buzzer") == "active":
-            buzzer = printer_app.PinBuzzer(Pin(p["buzzer"], Pin.OUT))
-        else:  # a passive piezo, the kit's default
-            buzzer = printer_app.PwmBuzzer(PWM(Pin(p["buzzer"])))
-        button = printer_app.Button(Pin(p["button"], Pin.IN, Pin.PULL_UP))
-        options = {}
-        for key in ("alarm_after_s", "on_threshold", "off_threshold", "debounce_ms"):
-            if key in settings:
-                options[key] = settings[key]
-        return printer_app.PrinterApp(sensor, buzzer, button, **options)
-    raise ValueError("app.name must be snow or printer, not %r" % name)
+def _distance_sensor(cfg, p):
+    import snow_app
+    from machine import Pin
+
+    if cfg["app"].get("sensor") == "a02yyuw":
+        from machine import UART
+        return snow_app.A02yyuw(UART(p["uart"], 9600, tx=Pin(p["uart_tx"]),
+                                     rx=Pin(p["uart_rx"])))
+    # "jsn-sr04t", the kit's default
+    return snow_app.JsnSr04t(Pin(p["trig"], Pin.OUT), Pin(p["echo"], Pin.IN))
+
+
+def _printer_app(cfg):
+    import printer_app
+    from machine import Pin
+
+    settings = cfg["app"]["settings"]
+    p = pins(cfg)
+    button = printer_app.Button(Pin(p["button"], Pin.IN, Pin.PULL_UP))
+    options = {}
+    for key in ("alarm_after_s", "on_threshold", "off_threshold", "debounce_ms"):
+        if key in settings:
+            options[key] = settings[key]
+    return printer_app.PrinterApp(_tray_sensor(cfg, p), _buzzer(cfg, p), button, **options)
+
+
+def _tray_sensor(cfg, p):
+    import printer_app
+    from machine import ADC, Pin
+
+    if cfg["app"].get("sensor") == "tcrt5000":
+        return printer_app.Tcrt5000(Pin(p["tcrt"], Pin.IN))
+    return printer_app.Ldr(ADC(Pin(p["ldr"])))  # "ldr", the kit's default
+
+
+def _buzzer(cfg, p):
+    import printer_app
+    from machine import PWM, Pin
+
+    if cfg["app"].get("buzzer") == "active":
+        return printer_app.PinBuzzer(Pin(p["buzzer"], Pin.OUT))
+    return printer_app.PwmBuzzer(PWM(Pin(p["buzzer"])))  # a passive piezo, the kit's default
 
 
 def apply_settings(app, settings):

@@ -304,7 +304,7 @@ def apply_remote(cfg, cmd, remote_path):
     settings = cfg["app"]["settings"]
     if not isinstance(settings, dict):  # a broken config.json: still no crash
         settings = cfg["app"]["settings"] = {}
-    changed = {}
+    changed = {}  # type: dict
     for name in new:
         value = new[name]
         if name not in SETTINGS:

@@ -164,7 +164,7 @@ class Device:
             lines = self.buffer.peek(self.batch_items)
             if not lines:
                 break
-            items = []
+            items = []  # type: list
             size = 0
             for line in lines:
                 if items and size + len(line) > self.batch_bytes:

@@ -34,10 +34,7 @@
 import sys
 import time
 
-try:
-    import socket
-except ImportError:
-    import usocket as socket
+import socket
 
 try:
     import random
@@ -103,11 +100,12 @@ class _TlsShim:
             return ssl.wrap_socket(sock, server_hostname=self.server, **params)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         if self.cadata is not None:
-            ctx.verify_mode = ssl.CERT_REQUIRED
+            # The esp32 stubs lack verify_mode; MicroPython's ssl docs and the rp2 stubs have it.
+            ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined, unused-ignore]
             ctx.load_verify_locations(cadata=self.cadata)
         else:
             # Encrypted but not authenticated: only for a broker on the town's own network.
-            ctx.verify_mode = ssl.CERT_NONE
+            ctx.verify_mode = ssl.CERT_NONE  # type: ignore[attr-defined, unused-ignore]
         return ctx.wrap_socket(sock, server_hostname=self.server)
 
 
@@ -151,20 +149,25 @@ class Link:
 
     def connect(self, now_ms=None):
         """Connect unless already connected or still backing off. True when connected."""
+        return self._session(now_ms) is not None
+
+    def _session(self, now_ms):
+        # The connected client, connecting first if needed; None while offline.
         if self.client is not None:
-            return True
+            return self.client
         now = self.clock() if now_ms is None else now_ms
         if self.next_try is not None and _diff(now, self.next_try) < 0:
-            return False
+            return None
         self.attempts += 1
         client = simple.MQTTClient(self.client_id, self.server, self.port, self.user,
                                    self.password, self.keepalive, ssl=self.tls)
         client.set_callback(self._received)
         will = contract.encode(contract.offline_will())
         client.set_last_will(self.status_topic, will, retain=True, qos=1)
-        simple.socket = _TimedSockets(self.timeout_s)
+        # Stand-ins for modules (see the classes above): duck types, not module objects.
+        simple.socket = _TimedSockets(self.timeout_s)  # type: ignore[assignment]
         if self.tls:
-            sys.modules["ussl"] = _TlsShim(self.server, self.cadata)
+            sys.modules["ussl"] = _TlsShim(self.server, self.cadata)  # type: ignore[assignment]
         try:
             # clean_session: nothing is queued for us while away; the retained cmd is
             # delivered again by the subscription, and our own unsent data is in flash.
@@ -174,11 +177,11 @@ class Link:
             client.subscribe(self.cmd_topic, 1)
         except Exception as err:  # OSError, MQTTException, or an assert on a garbled reply
             self._failed(err, now, client)
-            return False
+            return None
         self.failures = 0
         self.next_try = None
         self._last_io = now
-        return True
+        return client
 
     def _online(self, now):
         msg = contract.status("online", fw=self.fw)
@@ -215,11 +218,12 @@ class Link:
         topic = contract.topic(self.town, self.device, channel)
         payload = contract.encode(msg)
         now = self.clock() if now_ms is None else now_ms
-        if not self.connect(now):
+        client = self._session(now)
+        if client is None:
             return False
         try:
-            self.client.sock.settimeout(self.timeout_s)  # check_msg() left it blocking
-            self.client.publish(topic, payload, retain, 1)  # returns after the PUBACK
+            client.sock.settimeout(self.timeout_s)  # check_msg() left it blocking
+            client.publish(topic, payload, retain, 1)  # returns after the PUBACK
         except Exception as err:
             self._failed(err, now)
             return False
@@ -231,14 +235,16 @@ class Link:
 
         Call it often (every loop). Returns True while connected."""
         now = self.clock() if now_ms is None else now_ms
-        if not self.connect(now):
+        client = self._session(now)
+        if client is None:
             return False
         try:
             # umqtt.simple does not ping by itself; without pings the broker drops us (and
             # publishes our will) after 1.5 x keepalive of silence.
             if self.keepalive and _diff(now, self._last_io) >= self.keepalive * 500:
-                self.client.ping()
+                client.ping()
                 self._last_io = now
+            # self.client, not client: a command handled in check_msg() may close the link.
             while self.client is not None and self.client.check_msg() is not None:
                 pass
             if self.client is not None:

@@ -22,7 +22,7 @@ import os
 try:
     from binascii import crc32 as _c_crc32  # fast, written in C (Pico W, ESP32, unix port)
 except ImportError:
-    _c_crc32 = None
+    _c_crc32 = None  # type: ignore[assignment]
 
 
 def _py_crc32(data):
@@ -322,7 +322,7 @@ class RingBuffer:
 
     def peek(self, n):
         """Up to n of the oldest unsent messages, oldest first, as bytes. Changes nothing."""
-        out = []
+        out = []  # type: list
         for i in range(len(self._segs)):
             if len(out) >= n:
                 break
