@@ -163,7 +163,7 @@ def status_row(c: Checked, device_id: int) -> Row:
     when = m["t"] if synced else c.incoming.received_ms
     return (when, device_id, c.incoming.received_ms, m["state"], m.get("fw"), m.get("boot"),
             m.get("up"), m.get("rssi"), m.get("buffered"), m.get("heap"), m.get("battery"),
-            m.get("reset"))
+            m.get("reset"), m.get("dropped"))
 
 
 def quarantine_row(incoming: Incoming, reason: str, detail: str, item: object = None) -> Row:

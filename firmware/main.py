@@ -71,6 +71,7 @@ def configured(cfg, guard, wdt, reset):
     app = None
 
     def on_command(msg):
+        mk_boot.calibrate(app, msg)  # an action, taken out before the settings
         # Only whitelisted settings (mk_config.SETTINGS); Wi-Fi and passwords never remotely.
         changed, refused = mk_config.apply_remote(cfg, msg, STATE + "/remote")
         for line in refused:

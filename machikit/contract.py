@@ -166,7 +166,7 @@ def event(seq, t, name, value=None, unit=None, text=None, boot=None, up=None):
 
 
 def status(state, fw=None, t=None, boot=None, up=None, **health):
-    """Retained availability. Health keys: rssi, buffered, heap, battery, reset."""
+    """Retained availability. Health keys: rssi, buffered, dropped, heap, battery, reset."""
     msg = {"v": VERSION, "state": state}
     _put(msg, "fw", fw)
     _put(msg, "t", t)
@@ -327,6 +327,7 @@ def _check_status(msg, now_ms):
     _number(msg, "up", 0, MAX_SEQ, False, True)
     _number(msg, "rssi", -150, 0, False, True)
     _number(msg, "buffered", 0, MAX_SEQ, False, True)
+    _number(msg, "dropped", 0, MAX_SEQ, False, True)
     _number(msg, "heap", 0, MAX_SEQ, False, True)
     _number(msg, "battery", 0, 100, False)
     if "t" in msg:

@@ -187,7 +187,7 @@ class SnowApp:
     """
 
     def __init__(self, sensor, thermo, mount_cm, battery=None, interval_s=60, pings=5,
-                 ping_gap_ms=60, fallback_temp_c=None, wall=None):
+                 ping_gap_ms=60, fallback_temp_c=None, wall=None, on_calibrated=None):
         self.sensor = sensor
         self.thermo = thermo
         self.gauge = snow_logic.SnowDepth(mount_cm, range_cm=sensor.range_cm)
@@ -203,6 +203,15 @@ class SnowApp:
         self.since_ms = 0
         self.temp_c = None
         self.echoes = []
+        self.known_cm = None  # a calibration asked for: the snow depth right now (0 = ground)
+        self.on_calibrated = on_calibrated  # called with the new mount height, to save it
+
+    def calibrate(self, known_depth_cm=0):
+        """Measure the mount height at the next measurement, over a surface of known depth
+        (0 = bare ground). The result replaces mount_cm and is reported as an event."""
+        self.known_cm = known_depth_cm
+        if self.state == IDLE:
+            self.next_ms = None  # now, not at the next interval
 
     def read(self, now_ms):
         if self.state == IDLE:
@@ -239,16 +248,13 @@ class SnowApp:
         self.echoes.append(got)
 
     def _finish(self, now_ms):
+        if self.known_cm is not None:
+            return self._finish_calibration()
         out = []
-        temp = self.temp_c
-        if temp is not None:
-            out.append(("reading", {"sensor": "air_temp", "value": round(temp, 1),
+        if self.temp_c is not None:
+            out.append(("reading", {"sensor": "air_temp", "value": round(self.temp_c, 1),
                                     "unit": "degC"}))
-        if self.sensor.raw_echo or getattr(self.sensor, "assumed_c", None):
-            if temp is None:
-                temp = self.fallback
-        else:
-            temp = 20  # the module's cm were turned into echoes at 20 °C: give them back as-is
+        temp = self._sound_temp()
         if temp is None:
             out.append(_problem("no_temperature"))
             depth = None
@@ -268,6 +274,27 @@ class SnowApp:
             out.append(("reading", {"sensor": "battery", "value": self.battery.volts(),
                                     "unit": "V"}))
         return out
+
+
+    def _sound_temp(self):
+        # The temperature for the speed of sound, or None when one is needed and missing.
+        if self.sensor.raw_echo or getattr(self.sensor, "assumed_c", None):
+            return self.temp_c if self.temp_c is not None else self.fallback
+        return 20  # the module's cm were turned into echoes at 20 °C: give them back as-is
+
+    def _finish_calibration(self):
+        known, self.known_cm = self.known_cm, None
+        temp = self._sound_temp()
+        if temp is None:
+            return [_problem("no_temperature")]
+        try:
+            mount = snow_logic.calibrate_mount(self.echoes, temp, known)
+        except ValueError:  # too few echoes: keep the old height
+            return [_problem("calibration_failed")]
+        self.gauge.mount_cm = mount
+        if self.on_calibrated is not None:
+            self.on_calibrated(mount)
+        return [("event", {"event": "snow_calibrated", "value": mount, "unit": "cm"})]
 
 
 def _problem(code):

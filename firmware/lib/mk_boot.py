@@ -11,6 +11,11 @@ import os
 import sys
 import time
 
+import mk_store
+
+# The mount height measured by a calibration command: it wins over config.json's mount_cm.
+MOUNT_FILE = "state/mount_cm"
+
 # hardware/pins.md: the default pin of each signal, per board.
 PINS = {
     "rp2": {
@@ -83,9 +88,44 @@ def _snow_app(cfg, clock):
     battery = None
     if settings.get("battery_ratio"):  # only when a divider is wired (pins.md)
         battery = snow_app.Battery(ADC(Pin(p["battery"])), ratio=settings["battery_ratio"])
-    return snow_app.SnowApp(_distance_sensor(cfg, p), thermo, settings.get("mount_cm", 200),
-                            battery=battery, interval_s=settings.get("interval_s", 60),
-                            pings=settings.get("pings", 5), wall=clock.t)
+    return snow_app.SnowApp(_distance_sensor(cfg, p), thermo,
+                            saved_mount(settings.get("mount_cm", 200)), battery=battery,
+                            interval_s=settings.get("interval_s", 60),
+                            pings=settings.get("pings", 5), wall=clock.t,
+                            on_calibrated=save_mount)
+
+
+def saved_mount(default):
+    """The calibrated mount height (cm) if one was saved, else `default`."""
+    text = mk_store.read_checked(MOUNT_FILE)
+    try:
+        return float(text) if text else default
+    except ValueError:
+        return default
+
+
+def save_mount(cm):
+    mk_store.write_atomic(MOUNT_FILE, "%.1f" % cm)
+    log("取付高さを校正しました / mount height calibrated: %.1f cm" % cm)
+
+
+def calibrate(app, cmd):
+    """The calibrate_cm action of a cmd message: {"v":1,"set":{"calibrate_cm":0}} means
+    "the snow depth under the sensor is 0 cm now: measure the mount height".
+
+    An action, not a setting: it is taken out of the message (never saved as a setting) and
+    must be published NOT retained, or every reconnect would calibrate again."""
+    known = cmd["set"].pop("calibrate_cm", None)
+    if known is None:
+        return
+    if not hasattr(app, "calibrate"):
+        log("calibrate_cm は積雪計だけです / calibrate_cm: only a snow gauge can calibrate")
+    elif not isinstance(known, (int, float)) or isinstance(known, bool) or not 0 <= known <= 500:
+        log("calibrate_cm は 0〜500 の数です / calibrate_cm must be a number 0-500: %r"
+            % (known,))
+    else:
+        log("取付高さの校正を始めます / calibrating the mount height (depth now %s cm)" % known)
+        app.calibrate(known)
 
 
 def _distance_sensor(cfg, p):

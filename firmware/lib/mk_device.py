@@ -37,6 +37,7 @@
 #
 # MicroPython-safe on purpose: plain classes, %-formatting, no typing, no f-strings.
 
+import gc
 import json
 import time
 
@@ -95,6 +96,7 @@ class Device:
         self._last_status = None  # now_ms of the last status message we sent
         self._was_online = False
         self._update_health()
+        self._measure_heap()
 
     # --- the loop --------------------------------------------------------------------
 
@@ -205,10 +207,21 @@ class Device:
     def _update_health(self):
         # The Link puts these into the retained `online` status at every (re)connect.
         self.link.health["buffered"] = self.buffer.count()
+        self.link.health["dropped"] = self.buffer.dropped
+
+    def _measure_heap(self):
+        # Free heap after a collection (so only at status time, not every loop): a number
+        # that shrinks day after day is a leak.
+        if hasattr(gc, "mem_free"):  # MicroPython only
+            gc.collect()
+            self.link.health["heap"] = gc.mem_free()
 
     def status(self):
-        """The status message (retained on the broker): online, and how much waits in flash."""
-        msg = contract.status("online", fw=self.link.fw, buffered=self.buffer.count())
+        """The status message (retained on the broker): online, how much waits in flash and
+        how much was lost to a full buffer."""
+        self._update_health()
+        self._measure_heap()
+        msg = contract.status("online", fw=self.link.fw)
         for key in self.link.health:
             if key not in msg and self.link.health[key] is not None:
                 msg[key] = self.link.health[key]

@@ -156,6 +156,39 @@ def snow_jsn():
     show("snow_jsn_no_thermometer", result=depth_of(out))
 
 
+def snow_calibrate():
+    """Installed at 200 cm in config.json but really at 182 cm, on 12 cm of snow, at -8 °C:
+    calibrate with the depth a staff member measured with a ruler (12 cm)."""
+    scenario.reset()
+    scenario.air_c = -8
+    scenario.distance_cm = 170
+    saved = []
+    app = snow_app.SnowApp(jsn(), thermometer(), 200, on_calibrated=saved.append)
+    t = 0
+    before = None
+    while before is None:  # a normal measurement first: wrong by the 18 cm mount error
+        before = depth_of(app.read(t))[0]
+        t += STEP
+    app.calibrate(12)
+    out = []
+    while not out:
+        out = app.read(t)
+        t += STEP
+    after = None
+    while after is None:
+        after = depth_of(app.read(t))[0]
+        t += STEP
+    show("snow_calibrate", before=before, out=out, saved=saved, after=after,
+         mount=app.gauge.mount_cm)
+    scenario.echo = False  # powder snow: nothing to measure, the old height stays
+    app.calibrate(0)
+    out = []
+    while not out:
+        out = app.read(t)
+        t += STEP
+    show("snow_calibrate_no_echo", out=out, mount=app.gauge.mount_cm)
+
+
 def snow_absorbed():
     scenario.reset()
     scenario.air_c = -10
@@ -236,6 +269,6 @@ def heap():
 
 
 for scenario_fn in (printer_alarm, printer_silence, button_bounce, tcrt_and_pin_buzzer,
-                    snow_jsn, snow_absorbed, snow_a02, snow_schedule, heap):
+                    snow_jsn, snow_calibrate, snow_absorbed, snow_a02, snow_schedule, heap):
     scenario_fn()
     gc.collect()

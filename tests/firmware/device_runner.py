@@ -3,7 +3,7 @@
 # Prints one JSON line per event.
 #
 #   micropython -X heapsize=... device_runner.py SERVER PORT USER PASSWORD TOWN DEVICE FLASH
-#       COUNT INTERVAL_MS HOLD SYNC
+#       COUNT INTERVAL_MS HOLD SYNC BUFFER_BYTES
 #
 #   FLASH        a folder standing in for the board's flash (seq file + offline buffer);
 #                a second runner on the same folder is the board after a power cut
@@ -13,6 +13,7 @@
 #                nothing until killed (the test SIGKILLs it: a power cut with a backlog)
 #   SYNC         1: the clock is "synced" (time.time() of the unix port is Unix time),
 #                0: unsynced stamps (boot + up)
+#   BUFFER_BYTES the offline buffer's size (a board has 64 KB; small to test a full one)
 import gc
 import json
 import os
@@ -36,13 +37,15 @@ def out(line):
     print(json.dumps(line))
 
 
-def run(server, port, user, password, town, device, flash, count, interval_ms, hold, sync):
+def run(server, port, user, password, town, device, flash, count, interval_ms, hold, sync,
+        buffer_bytes):
     try:  # noqa: SIM105 (MicroPython has no contextlib)
         os.mkdir(flash)
     except OSError:
         pass  # there already: the board after a power cut
     seqs = mk_store.SeqStore(flash + "/seq", block=10)
-    buf = mk_store.RingBuffer(flash + "/buf", max_bytes=65536, segment_bytes=4096)
+    buf = mk_store.RingBuffer(flash + "/buf", max_bytes=buffer_bytes,
+                              segment_bytes=min(4096, buffer_bytes // 4))
     clock = mk_clock.Clock(time.ticks_ms, time.time, 0, boot=seqs.boot)
     if sync:
         clock.sync(lambda: None)  # stands in for ntptime.settime: the host's clock is right
@@ -81,7 +84,7 @@ def run(server, port, user, password, town, device, flash, count, interval_ms, h
     gc.collect()
     out({"op": "done", "made": dev.made, "live": dev.sent_live,
          "buffered_total": dev.buffered_total, "replayed": dev.replayed, "peak": peak,
-         "attempts": link.attempts,
+         "attempts": link.attempts, "dropped": buf.dropped,
          "heap": {"modules": LOADED - BASE, "after": gc.mem_alloc() - BASE,
                   "free": gc.mem_free()}})
     link.close()  # goodbye: retained `offline` (the test clears it)
@@ -89,7 +92,7 @@ def run(server, port, user, password, town, device, flash, count, interval_ms, h
 
 def main(args):
     run(args[0], int(args[1]), args[2], args[3], args[4], args[5], args[6], int(args[7]),
-        int(args[8]), int(args[9]), args[10] == "1")
+        int(args[8]), int(args[9]), args[10] == "1", int(args[11]))
 
 
 main(sys.argv[1:])

@@ -11,6 +11,9 @@
 #   micropython ... runtime_runner.py boot PATH LIMIT POWER_ON(0/1) HEALTHY(0/1) [clear]
 #   micropython ... runtime_runner.py wdt TIMEOUT_MS [MAX_MS]
 #   micropython ... runtime_runner.py epoch
+#   micropython ... runtime_runner.py wifi OP...
+#       OPs: w:MS (time passes), p (poll), ap:on / ap:off (the access point appears or goes
+#            away), busy (the next connect() raises OSError, as a radio still busy does)
 #
 # Each prints JSON lines; the last is {"op": "end", "alloc": heap bytes still in use}.
 import gc
@@ -20,7 +23,7 @@ import time
 
 # Imported per command, not here: compiling all three from source at once (plus mk_store and
 # this file) does not fit in the 64 KB heap; a board gets .mpy files and never compiles.
-mk_clock = mk_config = mk_safe = None
+mk_clock = mk_config = mk_safe = mk_wifi = None
 
 
 def show(op, **data):
@@ -152,6 +155,85 @@ def run_wdt(timeout, max_ms):
          clamped=wdt.clamped)
 
 
+class FakeRadio:
+    """network.WLAN of a Pico W: connect() returns at once, the join finishes later (here:
+    at the next look, if the access point is there)."""
+
+    def __init__(self, net):
+        self.net = net
+        self.joining = False
+        self.joined = False
+
+    def active(self, on=None):
+        return True
+
+    def connect(self, ssid, password=None):
+        self.net.connects += 1
+        if self.net.busy:
+            self.net.busy = False
+            raise OSError(-1)
+        self.joining = True
+
+    def disconnect(self):
+        self.net.disconnects += 1
+        self.joining = self.joined = False
+
+    def isconnected(self):
+        if self.joining and self.net.ap:
+            self.joining, self.joined = False, True
+        if not self.net.ap:
+            self.joined = False
+        return self.joined
+
+    def status(self, what=None):
+        if what == "rssi":
+            return -70
+        return 3 if self.joined else 1  # STAT_GOT_IP, else STAT_CONNECTING
+
+    def ifconfig(self):
+        return ("192.0.2.10", "255.255.255.0", "192.0.2.1", "192.0.2.1")
+
+
+class FakeNetwork:
+    STA_IF = 0
+
+    def __init__(self):
+        self.ap = False
+        self.busy = False
+        self.connects = 0
+        self.disconnects = 0
+        self.code = None
+        self.radio = FakeRadio(self)
+
+    def country(self, code):
+        self.code = code
+
+    def WLAN(self, interface):  # noqa: N802 (the network module's own name)
+        return self.radio
+
+
+def run_wifi(ops):
+    net = FakeNetwork()
+    logged = []
+    wifi = mk_wifi.Wifi(net, {"ssid": "town-hall", "password": "pw"}, logged.append)
+    now = 0
+    for op in ops:
+        if op.startswith("w:"):
+            now += int(op[2:])
+        elif op == "ap:on":
+            net.ap = True
+        elif op == "ap:off":
+            net.ap = False
+        elif op == "busy":
+            net.busy = True
+        else:
+            up = wifi.poll(now)
+            show("poll", at=now, up=up, connects=net.connects, disconnects=net.disconnects,
+                 next=wifi.next_try, failures=wifi.failures, log=logged[:])
+            del logged[:]
+    show("wifi", country=net.code)
+
+
 def run_epoch():
     show("epoch", here=mk_clock.epoch_offset_s(time.gmtime),
          y2000=mk_clock.epoch_offset_s(lambda s: (2000, 1, 1, 0, 0, 0, 5, 1)),
@@ -159,12 +241,14 @@ def run_epoch():
 
 
 def main(args):
-    global mk_clock, mk_config, mk_safe
+    global mk_clock, mk_config, mk_safe, mk_wifi
     kind = args[0]
     if kind in ("config", "remote", "nag"):
         import mk_config
     elif kind in ("clock", "epoch"):
         import mk_clock
+    elif kind == "wifi":
+        import mk_wifi
     else:
         import mk_safe
     if kind == "config":
@@ -181,6 +265,8 @@ def main(args):
         run_wdt(int(args[1]), int(args[2]) if len(args) > 2 else None)
     elif kind == "epoch":
         run_epoch()
+    elif kind == "wifi":
+        run_wifi(args[1:])
     else:
         raise ValueError(kind)
     gc.collect()

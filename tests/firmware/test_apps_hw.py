@@ -110,6 +110,20 @@ def test_jsn_sr04t_cold_depth_is_35_cm(cases: dict) -> None:
     assert cases["snow_jsn_no_thermometer"]["result"] == [None, ["no_temperature"]]
 
 
+def test_calibration_sets_the_mount_height_from_a_known_depth(cases: dict) -> None:
+    got = cases["snow_calibrate"]
+    assert abs(got["before"][0] - 30) <= 1  # 200 - 170: the config's height is 18 cm off
+    assert len(got["out"]) == 1
+    channel, fields = got["out"][0]
+    assert (channel, fields["event"], fields["unit"]) == ("event", "snow_calibrated", "cm")
+    assert abs(fields["value"] - 182) <= 1  # 170 cm to the snow + 12 cm of snow
+    assert got["saved"] == [fields["value"]] and got["mount"] == fields["value"]
+    assert abs(got["after"][0] - 12) <= 1  # measurements use the new height at once
+    failed = cases["snow_calibrate_no_echo"]
+    assert failed["out"] == [["event", {"event": "snow_problem", "text": "calibration_failed"}]]
+    assert failed["mount"] == got["mount"]  # kept
+
+
 def test_absorbed_echo_is_a_problem_not_a_depth(cases: dict) -> None:
     got = cases["snow_absorbed"]
     assert got["result"] == [None, ["no_echo"]]

@@ -47,10 +47,10 @@ class Runner(MicroPythonProcess):
 
     def __init__(self, micropython: str, contract_dir: Path, mqtt_url: str, town: str,
                  flash: Path, count: int, interval_ms: int, hold: int = 0,
-                 sync: bool = True) -> None:
+                 sync: bool = True, buffer_bytes: int = 65536) -> None:
         host, port, user, password = credentials(mqtt_url)
         args = [host, str(port), user, password, town, DEVICE, str(flash), str(count),
-                str(interval_ms), str(hold), "1" if sync else "0"]
+                str(interval_ms), str(hold), "1" if sync else "0", str(buffer_bytes)]
         super().__init__(micropython, HEAP, str(RUNNER), args,
                          ":".join(str(p) for p in [*LIBS, contract_dir]))
 
@@ -123,7 +123,10 @@ def test_boot_online_and_ten_readings_stored_once(
     # The retained `online` status reached the collector (with buffered = 0).
     assert wait_until(lambda: stack.storage.counts()["device_status"] >= 1, 10)
     statuses = stack.storage.recent("device_status", 10)
-    assert any(s["state"] == "online" and s["buffered"] == 0 for s in statuses), statuses
+    online = [s for s in statuses if s["state"] == "online"]
+    assert online and all(s["buffered"] == 0 and s["dropped"] == 0 for s in online), statuses
+    # Free heap after a collection, from MicroPython's gc.mem_free(): inside the 256 KB heap.
+    assert all(0 < s["heap"] < 256 * 1024 for s in online), statuses
 
 
 def test_broker_outage_loses_nothing(
@@ -162,6 +165,43 @@ def test_broker_outage_loses_nothing(
     assert waiting and max(waiting) == done["peak"] > 0, onlines
     print(f"outage: made {count}, buffered {done['buffered_total']} (peak "
           f"{done['peak']}), stored {len(rows)}, connects {done['attempts']}")
+
+
+def test_full_buffer_keeps_the_newest_and_reports_what_it_dropped(
+    micropython: str, contract_mpy: Path, stack: Stack, mqtt_url: str, tmp_path: Path,
+) -> None:
+    """A long outage overfills a small buffer: the oldest readings go, the newest stay, and
+    the device's status tells the server how many were lost (device_status.dropped)."""
+    controllable()
+    count = 60
+    runner = Runner(micropython, contract_mpy, mqtt_url, stack.town, tmp_path / "flash",
+                    count=count, interval_ms=50, buffer_bytes=1024)
+    try:
+        runner.wait_for("made", check=lambda line: line["seq"] >= 4 and line["sent"])
+        try:
+            testbed.stop_mosquitto()
+            runner.wait_for("made", check=lambda line: line["seq"] >= count - 1, timeout=20)
+        finally:
+            testbed.start_mosquitto()
+        done = runner.wait_for("done", timeout=30)
+        assert runner.proc.wait(10) == 0
+    finally:
+        runner.kill()
+    made = runner.made()
+    assert made == list(range(count))
+    assert done["dropped"] > 0 and done["replayed"] > 0, done
+    assert done["live"] + done["replayed"] + done["dropped"] == count
+    rows = stored(stack, count - done["dropped"])
+    seqs = [r["seq"] for r in rows]
+    live = [line["seq"] for line in runner.ops("made") if line["sent"]]
+    kept = sorted(set(seqs) - set(live))
+    # What was kept is the newest run of the outage: everything after the last dropped one.
+    assert kept == list(range(count - done["replayed"], count)), kept
+    assert len(seqs) == len(set(seqs)) == count - done["dropped"]
+    assert wait_until(lambda: any(
+        s["dropped"] == done["dropped"] for s in stack.storage.recent("device_status", 20)), 10)
+    print(f"full buffer: made {count}, live {done['live']}, dropped {done['dropped']}, "
+          f"replayed {done['replayed']}, stored {len(rows)}")
 
 
 def test_power_cut_with_backlog_replays_after_restart(

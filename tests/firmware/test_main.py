@@ -11,6 +11,7 @@ board after a reset. The broker and collector are the test bed's real ones.
 import json
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from machikit import contract
 from tests.collector.helpers import forget_session, unique_town, wait_until
 from tests.collector.stacks import Stack, real_stack
 from tests.conftest import REPO
-from tests.firmware.test_mqtt import clear_retained, credentials
+from tests.firmware.test_mqtt import clear_retained, credentials, publish
 
 pytestmark = pytest.mark.services
 
@@ -153,3 +154,39 @@ def test_three_crashed_starts_then_safe_mode(
     (flash / "fake_reset").unlink()
     done = boot(micropython, contract_mpy, flash, steps=40)
     assert "start 1 in a row" in done.stdout and "reset=power_on" in done.stdout
+
+
+def test_remote_settings_and_a_calibration_command_over_the_real_broker(
+    micropython: str, contract_mpy: Path, stack: Stack, mqtt_url: str, tmp_path: Path,
+) -> None:
+    """The retained cmd (settings) is taken at the connect; a calibrate_cm action sent while
+    the gauge is online measures the mount height, reports it and keeps it after a restart."""
+    flash = tmp_path / "flash"
+    write_config(flash, mqtt_url, stack.town, SNOW)  # says mount_cm 200 ...
+    (flash / "fake_scenario.json").write_text(  # ... but 170 cm to 12 cm of snow: 182 cm
+        json.dumps({"distance_cm": 170, "air_c": -8}))
+    cmd_topic = contract.topic(stack.town, DEVICE, contract.COMMAND)
+    publish(mqtt_url, [(cmd_topic, b'{"v":1,"set":{"pings":3}}')], retain=True)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(boot, micropython, contract_mpy, flash, 200)
+            assert wait_until(lambda: stack.storage.counts()["readings"] >= 1, 20)
+            publish(mqtt_url, [(cmd_topic, b'{"v":1,"set":{"calibrate_cm":12}}')])
+            done = running.result(timeout=90)
+    finally:
+        clear_retained(mqtt_url, [cmd_topic])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "remote settings: {'pings': 3}" in done.stdout
+    assert "calibrating the mount height (depth now 12 cm)" in done.stdout
+    assert wait_until(lambda: stack.storage.counts()["events"] >= 1, 10)
+    (event,) = [e for e in stack.storage.recent("events", 10) if e["event"] == "snow_calibrated"]
+    assert event["value"] == pytest.approx(182, abs=1) and event["unit"] == "cm"
+    assert (flash / "state" / "mount_cm").exists()
+    # The next start measures from the calibrated height, not config.json's 200 cm.
+    before = stack.storage.counts()["readings"]
+    again = boot(micropython, contract_mpy, flash, steps=60)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert wait_until(lambda: stack.storage.counts()["readings"] > before, 20)
+    depths = [r["value"] for r in stack.storage.recent("readings", 50)
+              if r["sensor"] == "snow_depth"]
+    assert depths[0] == pytest.approx(12, abs=1), depths  # the newest first

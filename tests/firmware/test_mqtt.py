@@ -129,14 +129,20 @@ def test_readings_are_stored_once_and_the_will_says_offline(
 
 def clear_retained(mqtt_url: str, topics: list[str]) -> None:
     """An empty retained message removes the broker's copy: tests leave nothing behind."""
+    publish(mqtt_url, [(topic, b"") for topic in topics], retain=True)
+
+
+def publish(mqtt_url: str, messages: list[tuple[str, bytes]], retain: bool = False) -> None:
+    """Publish (topic, payload) pairs with QoS 1 as the test's own client, and wait for
+    the broker's acknowledgements."""
     host, port, user, password = credentials(mqtt_url)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                          client_id=f"test-clean-{os.getpid()}-{time.monotonic_ns()}")
     client.username_pw_set(user, password)
     client.connect(host, port)
     client.loop_start()
-    for topic in topics:
-        client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+    for topic, payload in messages:
+        client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
     client.disconnect()
     client.loop_stop()
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.services
 
 LIB = REPO / "firmware" / "lib"
 RUNNER = Path(__file__).with_name("runtime_runner.py")
-PARTS = ("mk_config", "mk_clock", "mk_safe")
+PARTS = ("mk_config", "mk_clock", "mk_safe", "mk_wifi")
 HEAP = "64k"  # see the module docstring
 SMALL_HEAP = "40k"
 EPOCH_2000 = 946684800
@@ -349,6 +349,53 @@ def test_ntp_backoff_stops_at_thirty_minutes(micropython: str, srclib: Path) -> 
     waits = [line["next"] for line in lines]
     assert waits[:9] == [*(10000 * 2**i for i in range(8)), 1800000]
     assert waits[-1] == 1800000
+
+
+# --- Wi-Fi ---------------------------------------------------------------------------------
+
+def wifi(micropython: str, lib: Path, *ops: str) -> list[dict]:
+    *polls, end = run(micropython, lib, "wifi", *ops)
+    assert end["country"] == "JP"  # set before the radio starts: channels 12 and 13
+    return polls
+
+
+def test_wifi_retries_with_a_doubling_wait_and_never_blocks(
+    micropython: str, srclib: Path,
+) -> None:
+    polls = wifi(micropython, srclib,
+                 "p", "w:14999", "p",  # join 1 starts; still joining just before 15 s
+                 "w:1", "p",  # 15 s: given up, retry in 10 s
+                 "w:9999", "p", "w:1", "p",  # not before 25 s; join 2 starts at 25 s
+                 "w:15000", "p",  # 40 s: given up, retry in 20 s
+                 "ap:on", "w:20000", "p", "p")  # the access point is back: join 3, up
+    assert [p["connects"] for p in polls] == [1, 1, 1, 1, 2, 2, 3, 3]
+    assert [p["up"] for p in polls] == [False] * 7 + [True]
+    assert polls[2]["next"] == 25000 and polls[5]["next"] == 60000
+    assert [p["failures"] for p in polls] == [0, 0, 1, 1, 1, 2, 2, 0]
+    assert polls[2]["disconnects"] == 1  # the radio's own retries stopped before the next
+    assert polls[0]["log"] == ["Wi-Fi: town-hall に接続中 / joining town-hall"]
+    assert polls[2]["log"] == ["Wi-Fi: town-hall につながりません（10 秒後に再試行）/ cannot "
+                               "join town-hall (status 1), retry in 10 s"]
+    assert "retry in 20 s" in polls[5]["log"][0]
+    assert polls[7]["log"] == ["Wi-Fi 接続 / Wi-Fi up: 192.0.2.10 -70 dBm"]
+
+
+def test_wifi_rejoins_at_once_after_a_loss_and_survives_a_busy_radio(
+    micropython: str, srclib: Path,
+) -> None:
+    polls = wifi(micropython, srclib,
+                 "ap:on", "p", "p",  # up
+                 "ap:off", "w:1000", "p",  # lost: a new join starts at once
+                 "w:15000", "p",  # no access point: given up, retry in 10 s
+                 "busy", "ap:on", "w:10000", "p",  # connect() raises: logged, not fatal
+                 "w:100", "p",  # a failed connect() is not a join
+                 "w:14900", "p", "w:20000", "p", "p")  # counted as a failed try; then up
+    assert [p["up"] for p in polls] == [False, True] + [False] * 6 + [True]
+    assert polls[2]["log"] == ["Wi-Fi 切断 / Wi-Fi lost, joining again",
+                               "Wi-Fi: town-hall に接続中 / joining town-hall"]
+    assert [p["connects"] for p in polls] == [1, 1, 2, 2, 3, 3, 3, 4, 4]
+    assert polls[4]["log"][-1].startswith("Wi-Fi: connect() OSError")
+    assert polls[6]["failures"] == 2 and "retry in 20 s" in polls[6]["log"][0]
 
 
 # --- crash loop and watchdog ---------------------------------------------------------------
