@@ -109,6 +109,8 @@ def configured(cfg, guard, wdt, reset):
                                   or time.ticks_diff(now, started) >= HEALTHY_MS):
             if guard.mark_healthy():
                 log("正常に動作中 / running fine: next start is a normal one")
+        if mk_boot.sleep_due(cfg, app, dev, time.ticks_diff(now, started)):
+            mk_boot.deep_sleep(machine, app, link, guard, now)
         wdt.feed()  # only here: "fed" means the loop goes round
         time.sleep_ms(50)  # the printer buzzer pattern needs a round every ~100 ms
 

@@ -213,6 +213,11 @@ class SnowApp:
         if self.state == IDLE:
             self.next_ms = None  # now, not at the next interval
 
+    def idle(self):
+        """True between measurements (one is done, the next is not due): deep sleep may
+        start now without cutting a measurement short."""
+        return self.state == IDLE and self.next_ms is not None and self.known_cm is None
+
     def read(self, now_ms):
         if self.state == IDLE:
             if self.next_ms is not None and now_ms - self.next_ms < 0:

@@ -186,3 +186,29 @@ def apply_settings(app, settings):
         for key in ("on_threshold", "off_threshold", "debounce_ms"):
             if key in settings:
                 setattr(watch, key, settings[key])
+
+
+# --- deep sleep (snow gauge on a battery, ESP32) ---------------------------------------------
+AWAKE_MAX_MS = 45000  # no network for this long: sleep anyway, the data waits in flash
+
+
+def sleep_due(cfg, app, dev, awake_ms):
+    """True when a board with app.settings.deep_sleep may power down now: its measurement
+    is done and either everything is sent (buffer empty, status acknowledged) or the network
+    has been away too long. The flash buffer and the seq file survive deep sleep."""
+    if not cfg["app"]["settings"].get("deep_sleep") or app is None:
+        return False
+    if not hasattr(app, "idle") or not app.idle():
+        return False
+    sent = dev.buffer.count() == 0 and dev.statuses_sent > 0
+    return sent or awake_ms >= AWAKE_MAX_MS
+
+
+def deep_sleep(machine, app, link, guard, now_ms):
+    """Say `offline` (a planned stop: no last will), then power down until the next
+    measurement is due. A wake-up starts main.py again with reset cause `deepsleep`."""
+    guard.mark_healthy()  # a wake-up is not a crash
+    link.close(goodbye=True)
+    wait = max(1000, app.next_ms - now_ms)
+    log("ディープスリープ %d 秒 / deep sleep for %d s" % (wait // 1000, wait // 1000))
+    machine.deepsleep(wait)

@@ -50,6 +50,7 @@ SETTINGS = {
     "change_cm": ("n", 0.5, 100),  # snow: change that makes an event
     "noise_cm": ("n", 0, 50),
     "pings": ("i", 1, 31),  # snow: pings per measurement (median)
+    "deep_sleep": ("b", False, True),  # snow on ESP32 + battery: power down between measurements
 }
 
 # Filled in when config.json does not say. Required fields default to "" and are reported.
@@ -113,6 +114,11 @@ def check_setting(name, value, where="app.settings."):
     if spec is None:
         return problem("設定 %s は知らない項目です" % full, "%s is not a known setting" % full)
     kind, low, high = spec
+    if kind == "b":
+        if isinstance(value, bool):
+            return None
+        return problem("設定 %s は true か false にしてください" % full,
+                       "%s must be true or false" % full)
     if not _is_number(value, kind):
         if kind == "i":
             return problem("設定 %s の型が違います（整数にしてください）" % full,

@@ -94,6 +94,7 @@ class Device:
         self.replayed = 0  # buffered messages sent later in a batch and acknowledged
         self.undecodable = 0  # buffer lines that were not JSON (should never happen)
         self._last_status = None  # now_ms of the last status message we sent
+        self.statuses_sent = 0
         self._was_online = False
         self._update_health()
         self._measure_heap()
@@ -232,4 +233,5 @@ class Device:
         ok = self.link.send(contract.STATUS, self.status(), now_ms, retain=True)
         if ok:
             self._last_status = now_ms
+            self.statuses_sent += 1
         return ok

@@ -20,6 +20,23 @@ def mpy_cross(source: Path, target: Path) -> Path:
     return target
 
 
+def board_lib(lib: Path, with_fakes: bool = True) -> Path:
+    """The board's /lib: contract, firmware/lib (umqtt too) and firmware/apps, all as .mpy
+    (docs/firmware.md), plus the fake machine/network modules compiled the same way: they
+    stand in for the board's C modules and should cost as little heap as possible."""
+    root = Path(__file__).resolve().parents[2]
+    sources = [root / "machikit" / "contract.py",
+               *sorted((root / "firmware" / "lib").glob("*.py")),
+               *sorted((root / "firmware" / "apps").glob("*.py"))]
+    if with_fakes:
+        sources += sorted((Path(__file__).with_name("fakes")).glob("*.py"))
+    (lib / "umqtt").mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        mpy_cross(source, lib / f"{source.stem}.mpy")
+    mpy_cross(root / "firmware" / "lib" / "umqtt" / "simple.py", lib / "umqtt" / "simple.mpy")
+    return lib
+
+
 def run_runner(micropython: str, runner: Path, lib: Path, args: tuple, heap: str) -> list[dict]:
     """Run a runner script to its end; its JSON lines, without the final `end` line.
     The compiled runner (`-m name`) is used when `lib` holds it."""

@@ -1,7 +1,7 @@
 """The apps' drivers and glue (snow_app, printer_app) on the REAL MicroPython with fake hardware.
 
 The unix port has no Pin/ADC/PWM/UART, so tests/firmware/fakes holds small `machine`,
-`onewire` and `ds18x20` modules, first on MICROPYPATH; the scenario (true distance, true air
+`onewire` and `ds18x20` modules; the scenario (true distance, true air
 temperature, ADC value, UART bytes, button) is set through `machine.scenario`, and the fake
 time_pulse_us computes the echo from the TRUE speed of sound 331.3·√(1+T/273.15), not from the
 app's code. apps_hw_runner.py passes now_ms itself (100 ms steps): nothing really sleeps.
@@ -9,7 +9,8 @@ app's code. apps_hw_runner.py passes now_ms itself (100 ms steps): nothing reall
 Heap: `-X heapsize=64k`, as in test_apps_logic.py. The apps, the logic and contract.py are
 compiled by mpy-cross (what a board gets): compiling snow_app.py from source inside 64 KB
 next to the runner fails with MemoryError (measured), and a board never compiles them itself.
-The runner stays source (it is the test, not firmware).
+The runner and the fakes are compiled too (the runner runs with -m): compiling them in the
+process took the rest of the 64 KB.
 """
 
 import json
@@ -38,9 +39,12 @@ def cases(micropython: str, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     compile_contract(folder)
     for name in MODULES:
         mpy_cross(APPS / f"{name}.py", folder / f"{name}.mpy")
-    proc = subprocess.run([micropython, "-X", f"heapsize={HEAP}", str(RUNNER)],
+    for source in [RUNNER, *FAKES.glob("*.py")]:
+        mpy_cross(source, folder / f"{source.stem}.mpy")
+    proc = subprocess.run([micropython, "-X", f"heapsize={HEAP}", "-m", RUNNER.stem],
                           capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "MICROPYPATH": f"{FAKES}:{folder}"})
+                          env={**os.environ, "MICROPYPATH": str(folder)},
+                          cwd=folder)  # not the repository: its machikit/ is source
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     return {line.pop("case"): line for line in lines}

@@ -2,11 +2,10 @@
 test bed's real Mosquitto and the real collector (TimescaleDB): nothing a device measures is
 lost, not in a broker outage and not in a power cut with a backlog in flash.
 
-The runner (device_runner.py) runs as a subprocess with `-X heapsize=256k` (HEAP);
-MICROPYPATH = firmware/lib, firmware/apps and a folder with contract.mpy (mpy-cross, as a
-board gets it). mk_device, mk_mqtt, mk_store, mk_clock and umqtt are compiled from source in
-the process, which costs heap a board (with .mpy files) never spends; the first test prints
-and bounds what the loaded modules and a running device keep.
+The runner (device_runner.py, itself compiled in the process) runs as a subprocess with
+`-X heapsize=96k` (HEAP), with MICROPYPATH = a board's /lib: every module as .mpy from
+mpy-cross, as a board gets it (conftest.board_mpy). The first test bounds what the loaded
+modules and a running device keep.
 """
 
 import itertools
@@ -25,9 +24,8 @@ from tests.firmware.test_mqtt import clear_retained, credentials
 
 pytestmark = pytest.mark.services
 
-LIBS = [REPO / "firmware" / "lib", REPO / "firmware" / "apps"]
 RUNNER = Path(__file__).with_name("device_runner.py")
-HEAP = "256k"  # see the module docstring
+HEAP = "96k"  # see the module docstring
 DEVICE = "snow-01"
 
 
@@ -45,14 +43,13 @@ def stack(database_url: str, mqtt_url: str) -> Iterator[Stack]:
 class Runner(MicroPythonProcess):
     """device_runner.py in a MicroPython process."""
 
-    def __init__(self, micropython: str, contract_dir: Path, mqtt_url: str, town: str,
+    def __init__(self, micropython: str, board_dir: Path, mqtt_url: str, town: str,
                  flash: Path, count: int, interval_ms: int, hold: int = 0,
                  sync: bool = True, buffer_bytes: int = 65536) -> None:
         host, port, user, password = credentials(mqtt_url)
         args = [host, str(port), user, password, town, DEVICE, str(flash), str(count),
                 str(interval_ms), str(hold), "1" if sync else "0", str(buffer_bytes)]
-        super().__init__(micropython, HEAP, str(RUNNER), args,
-                         ":".join(str(p) for p in [*LIBS, contract_dir]))
+        super().__init__(micropython, HEAP, str(RUNNER), args, str(board_dir))
 
     def made(self) -> list[int]:
         return [line["seq"] for line in self.ops("made")]
@@ -98,10 +95,10 @@ def controllable() -> None:
 
 @pytest.mark.parametrize("sync", [True, False], ids=["synced", "unsynced"])
 def test_boot_online_and_ten_readings_stored_once(
-    micropython: str, contract_mpy: Path, stack: Stack, mqtt_url: str, tmp_path: Path,
+    micropython: str, board_mpy: Path, stack: Stack, mqtt_url: str, tmp_path: Path,
     sync: bool,
 ) -> None:
-    runner = Runner(micropython, contract_mpy, mqtt_url, stack.town, tmp_path / "flash",
+    runner = Runner(micropython, board_mpy, mqtt_url, stack.town, tmp_path / "flash",
                     count=10, interval_ms=50, sync=sync)
     try:
         start = runner.wait_for("start")
@@ -112,8 +109,8 @@ def test_boot_online_and_ten_readings_stored_once(
         runner.kill()
     assert done["made"] == 10 and done["live"] == 10 and done["buffered_total"] == 0
     assert done["attempts"] == 1  # one connection, no drops
-    # Measured (1.25 unix, sources compiled in-process, contract as .mpy): modules ~38 KB,
-    # a running device ~43 KB. A Pico W has ~150-200 KB free.
+    # Measured (1.25 unix port, 64-bit, all .mpy): the device's modules keep 37 KB, a running
+    # device 42 KB, with 50 KB of the 96 KB heap still free after a collection.
     assert done["heap"]["after"] < 64_000, done["heap"]
     rows = stored(stack, 10)
     assert_exactly_once(stack, rows, runner.made())
@@ -130,11 +127,11 @@ def test_boot_online_and_ten_readings_stored_once(
 
 
 def test_broker_outage_loses_nothing(
-    micropython: str, contract_mpy: Path, stack: Stack, mqtt_url: str, tmp_path: Path,
+    micropython: str, board_mpy: Path, stack: Stack, mqtt_url: str, tmp_path: Path,
 ) -> None:
     controllable()
     count = 60  # one reading every 100 ms: 6 s, the broker is away for 3 s of them
-    runner = Runner(micropython, contract_mpy, mqtt_url, stack.town, tmp_path / "flash",
+    runner = Runner(micropython, board_mpy, mqtt_url, stack.town, tmp_path / "flash",
                     count=count, interval_ms=100)
     try:
         runner.wait_for("made", check=lambda line: line["seq"] >= 9 and line["sent"])
@@ -168,13 +165,13 @@ def test_broker_outage_loses_nothing(
 
 
 def test_full_buffer_keeps_the_newest_and_reports_what_it_dropped(
-    micropython: str, contract_mpy: Path, stack: Stack, mqtt_url: str, tmp_path: Path,
+    micropython: str, board_mpy: Path, stack: Stack, mqtt_url: str, tmp_path: Path,
 ) -> None:
     """A long outage overfills a small buffer: the oldest readings go, the newest stay, and
     the device's status tells the server how many were lost (device_status.dropped)."""
     controllable()
     count = 60
-    runner = Runner(micropython, contract_mpy, mqtt_url, stack.town, tmp_path / "flash",
+    runner = Runner(micropython, board_mpy, mqtt_url, stack.town, tmp_path / "flash",
                     count=count, interval_ms=50, buffer_bytes=1024)
     try:
         runner.wait_for("made", check=lambda line: line["seq"] >= 4 and line["sent"])
@@ -205,12 +202,12 @@ def test_full_buffer_keeps_the_newest_and_reports_what_it_dropped(
 
 
 def test_power_cut_with_backlog_replays_after_restart(
-    micropython: str, contract_mpy: Path, stack: Stack, mqtt_url: str, tmp_path: Path,
+    micropython: str, board_mpy: Path, stack: Stack, mqtt_url: str, tmp_path: Path,
 ) -> None:
     controllable()
     flash = tmp_path / "flash"
     hold = 8  # the first runner stops measuring once 8 readings wait in flash
-    first = Runner(micropython, contract_mpy, mqtt_url, stack.town, flash, count=1000,
+    first = Runner(micropython, board_mpy, mqtt_url, stack.town, flash, count=1000,
                    interval_ms=100, hold=hold)
     try:
         first.wait_for("made", check=lambda line: line["seq"] >= 4 and line["sent"])
@@ -224,7 +221,7 @@ def test_power_cut_with_backlog_replays_after_restart(
         first.kill()
     assert held["buffered"] == hold
     made_first = first.made()
-    second = Runner(micropython, contract_mpy, mqtt_url, stack.town, flash, count=5,
+    second = Runner(micropython, board_mpy, mqtt_url, stack.town, flash, count=5,
                     interval_ms=100)
     try:
         start = second.wait_for("start")

@@ -189,6 +189,15 @@ def reset():
     _sys.exit(3)
 
 
+def deepsleep(ms=0):
+    # The board powers down and starts again from main.py after `ms`: here the process ends
+    # and the next one (the test starts it) reads DEEPSLEEP_RESET. RAM is lost, flash stays.
+    with open(_RESET_FILE, "w") as f:
+        f.write(str(DEEPSLEEP_RESET))
+    print(f"fake machine: deepsleep {ms} ms")
+    _sys.exit(4)
+
+
 def unique_id():
     return b"\xe6\x61\x38\x00\x00\x00\x00\x01"
 
