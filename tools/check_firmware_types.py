@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BOARDS = {"rp2": "Pico W (rp2)", "esp32": "ESP32"}
 # Folders that are /lib and / on the board; contract.py comes through `machikit`.
 BOARD_PATH = ["firmware/lib", "firmware/apps", "firmware", "."]
-CHECKED = ["firmware/lib", "firmware/apps", "firmware/main.py", "firmware/boot.py"]
+CHECKED = ["firmware/lib", "firmware/apps", "firmware/main.py", "firmware/boot.py",
+           # shared with the Pi jobs, and run on the boards as /lib/*.mpy
+           "machikit/snow_logic.py", "machikit/printer_logic.py"]
 
 
 def stubs_dir(board: str) -> Path:

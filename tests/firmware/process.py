@@ -20,12 +20,18 @@ def mpy_cross(source: Path, target: Path) -> Path:
     return target
 
 
+# The apps' pure logic lives in the machikit package, shared with the Raspberry Pi jobs (pi/);
+# on a board it is one more .mpy in /lib.
+LOGIC = [Path(__file__).resolve().parents[2] / "machikit" / f"{name}.py"
+         for name in ("snow_logic", "printer_logic")]
+
+
 def board_lib(lib: Path, with_fakes: bool = True) -> Path:
     """The board's /lib: contract, firmware/lib (umqtt too) and firmware/apps, all as .mpy
     (docs/firmware.md), plus the fake machine/network modules compiled the same way: they
     stand in for the board's C modules and should cost as little heap as possible."""
     root = Path(__file__).resolve().parents[2]
-    sources = [root / "machikit" / "contract.py",
+    sources = [root / "machikit" / "contract.py", *LOGIC,
                *sorted((root / "firmware" / "lib").glob("*.py")),
                *sorted((root / "firmware" / "apps").glob("*.py"))]
     if with_fakes:

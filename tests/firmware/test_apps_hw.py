@@ -38,7 +38,8 @@ def cases(micropython: str, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     folder = tmp_path_factory.mktemp("mpy")
     compile_contract(folder)
     for name in MODULES:
-        mpy_cross(APPS / f"{name}.py", folder / f"{name}.mpy")
+        home = REPO / "machikit" if name.endswith("_logic") else APPS
+        mpy_cross(home / f"{name}.py", folder / f"{name}.mpy")
     for source in [RUNNER, *FAKES.glob("*.py")]:
         mpy_cross(source, folder / f"{source.stem}.mpy")
     proc = subprocess.run([micropython, "-X", f"heapsize={HEAP}", "-m", RUNNER.stem],

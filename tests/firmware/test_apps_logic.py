@@ -1,6 +1,6 @@
 """The firmware apps' pure logic (snow gauge, printer buzzer) on CPython and the real MicroPython.
 
-apps_runner.py plays field scenarios through firmware/apps/snow_logic.py and printer_logic.py
+apps_runner.py plays field scenarios through machikit/snow_logic.py and printer_logic.py
 and prints one JSON line per scenario; the same checks run on three interpreters/builds:
 CPython, the MicroPython unix port with the apps as .py source (what a learner copies with
 Thonny), and the unix port with everything compiled by mpy-cross (what a board should get).
@@ -18,6 +18,7 @@ with the runner compiled too, the logic scenarios run in 32 KB and the contract 
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ import pytest
 from tests.conftest import REPO
 from tests.firmware.process import mpy_cross
 
-APPS = REPO / "firmware" / "apps"
+LOGIC = REPO / "machikit"  # shared by the firmware and the Pi jobs
 RUNNER = Path(__file__).with_name("apps_runner.py")
 HEAP = "64k"  # see the module docstring
 MODULES = ("snow_logic", "printer_logic")
@@ -55,7 +56,17 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("mpy")
     compile_contract(folder)
     for name in MODULES:
-        mpy_cross(APPS / f"{name}.py", folder / f"{name}.mpy")
+        mpy_cross(LOGIC / f"{name}.py", folder / f"{name}.mpy")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Only the two logic files as source: machikit/ itself also holds contract.py, whose
+    source does not fit the small heap (the .mpy is used instead)."""
+    folder = tmp_path_factory.mktemp("src")
+    for name in MODULES:
+        shutil.copy(LOGIC / f"{name}.py", folder)
     return folder
 
 
@@ -64,12 +75,12 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.param("micropython", marks=pytest.mark.services),
     pytest.param("micropython-mpy", marks=pytest.mark.services),
 ])
-def cases(request: pytest.FixtureRequest, compiled: Path) -> dict[str, dict]:
+def cases(request: pytest.FixtureRequest, compiled: Path, sources: Path) -> dict[str, dict]:
     if request.param == "cpython":
-        return run_runner([sys.executable], {"PYTHONPATH": f"{APPS}{os.pathsep}{REPO}"})
+        return run_runner([sys.executable], {"PYTHONPATH": f"{sources}{os.pathsep}{REPO}"})
     micropython = request.getfixturevalue("micropython")
-    # Source run: the apps from firmware/apps (found first), contract from the .mpy folder.
-    path = str(compiled) if request.param == "micropython-mpy" else f"{APPS}:{compiled}"
+    # Source run: the logic as source (found first), contract from the .mpy folder.
+    path = str(compiled) if request.param == "micropython-mpy" else f"{sources}:{compiled}"
     return run_runner([micropython, "-X", f"heapsize={HEAP}"], {"MICROPYPATH": path})
 
 
@@ -223,14 +234,14 @@ def test_heap_does_not_grow(cases: dict) -> None:
 
 def test_mpy_cross_compiles_both_apps(tmp_path: Path) -> None:
     for name in MODULES:
-        mpy_cross(APPS / f"{name}.py", tmp_path / f"{name}.mpy")
+        mpy_cross(LOGIC / f"{name}.py", tmp_path / f"{name}.mpy")
         assert (tmp_path / f"{name}.mpy").stat().st_size > 1000
 
 
 def test_the_apps_import_no_hardware_and_no_contract() -> None:
     """Pure logic: importing it needs neither `machine` nor contract.py."""
     for name in MODULES:
-        source = (APPS / f"{name}.py").read_text()
+        source = (LOGIC / f"{name}.py").read_text()
         assert "import machine" not in source
         top = [line for line in source.splitlines() if line.startswith(("import", "from"))]
         assert top in ([], ["import math"]), top
