@@ -163,7 +163,14 @@ def status_row(c: Checked, device_id: int) -> Row:
     when = m["t"] if synced else c.incoming.received_ms
     return (when, device_id, c.incoming.received_ms, m["state"], m.get("fw"), m.get("boot"),
             m.get("up"), m.get("rssi"), m.get("buffered"), m.get("heap"), m.get("battery"),
-            m.get("reset"), m.get("dropped"))
+            m.get("reset"), m.get("dropped"), _clock_state(m), m.get("sats"), m.get("hdop"))
+
+
+def _clock_state(m: dict) -> bool | None:
+    # True: the device's clock is set (NTP/GPS); False: boot + uptime only; None: not said.
+    if "t" not in m and "sync" not in m:
+        return None
+    return "t" in m and m.get("sync", True) is not False
 
 
 def quarantine_row(incoming: Incoming, reason: str, detail: str, item: object = None) -> Row:

@@ -166,7 +166,8 @@ def event(seq, t, name, value=None, unit=None, text=None, boot=None, up=None):
 
 
 def status(state, fw=None, t=None, boot=None, up=None, **health):
-    """Retained availability. Health keys: rssi, buffered, dropped, heap, battery, reset."""
+    """Retained availability. Health keys: rssi, buffered, dropped, heap, battery, reset;
+    a GPS tracker adds sats and hdop (its receiver's state now)."""
     msg = {"v": VERSION, "state": state}
     _put(msg, "fw", fw)
     _put(msg, "t", t)
@@ -328,6 +329,8 @@ def _check_status(msg, now_ms):
     _number(msg, "rssi", -150, 0, False, True)
     _number(msg, "buffered", 0, MAX_SEQ, False, True)
     _number(msg, "dropped", 0, MAX_SEQ, False, True)
+    _number(msg, "sats", 0, 99, False, True)
+    _number(msg, "hdop", 0, 100, False)
     _number(msg, "heap", 0, MAX_SEQ, False, True)
     _number(msg, "battery", 0, 100, False)
     if "t" in msg:

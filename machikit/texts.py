@@ -289,6 +289,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "map_history_table": ("数値の表", "Table of values"),
     "map_history_none": ("過去24時間のデータはありません。", "No data in the last 24 hours."),
     "map_history_failed": ("履歴を読み込めませんでした。", "Could not load the history."),
+    # --- Raspberry Pi jobs (pi/) ---
+    # pi: gps reading and filtering
+    # pi: outbox and MQTT link
+    # pi: gpiozero sensors, config files and systemd services
+    # pi: tracker job
 }
 
 

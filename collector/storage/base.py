@@ -23,6 +23,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "device_status": (
         "time", "device_id", "received_at", "state", "fw", "boot", "uptime_ms",
         "rssi", "buffered", "heap", "battery", "reset_cause", "dropped",
+        "clock_synced", "sats", "hdop",
     ),
     "quarantine": ("received_at", "topic", "payload", "reason", "detail"),
 }

@@ -60,7 +60,7 @@ def test_every_table_takes_its_rows(storage: Storage) -> None:
     batch.add("readings", (T, gauge.id, 1, T, True, "snow_depth", 35.2, "cm", "reference"))
     batch.add("events", (T, gauge.id, 2, T, False, "door_open", None, None, "扉が開きました"))
     batch.add("device_status", (T, gauge.id, T, "online", "0.1.0", 3, 1500, -60, 0, 81000,
-                                3.7, "power_on", 0))
+                                3.7, "power_on", 0, True, None, None))
     batch.add("quarantine", (T, "machikit/v1/x/y/pos", b"\x00\xffnot json", "bad_json", "x"))
     result = storage.write(batch)
     assert (result.stored, result.quarantined) == (3, 1)
