@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
               "収集の統計を表示 / show collector counters"),
     "bench": ("collector.bench", "run_bench", "collector",
               "性能を測る (ingest, live, api) / benchmarks: ingest, live stream, API"),
+    "pi": ("pi.cli", "run_pi", "pi",
+           "Raspberry Pi のジョブ (GPS, プリンター, 積雪計) / Raspberry Pi jobs"),
     "dev": ("machikit.testbed", "run_dev", "dev",
             "開発用: テスト用サービス / developer tools: test services"),
 }
