@@ -1,7 +1,7 @@
 """Real receivers' logs through pi.gps (nmea → quality → reporting): what each one gives.
 
-The logs live in ../shared/data/nmea (see its README): the Reno drive (Apache-2.0, from
-dotMorten/NmeaParser) and eight GPSD captures (BSD-2-Clause, the GPSD project). Run with -s to
+The logs are in tests/fixtures/nmea (licences in its README): the Reno drive (Apache-2.0,
+from dotMorten/NmeaParser) and eight GPSD captures (BSD-2-Clause, the GPSD project). Run with -s to
 see the per-log table.
 """
 
@@ -18,14 +18,11 @@ from machikit.geo import LatLon, metres
 from pi.gps.check import LogResult, check_file, format_table, main
 from pi.gps.nmea import Fix, FixAssembler, ReadStats, fixes_from_lines
 from pi.gps.quality import QualityFilter
-from tests.conftest import IN_CI, REPO
+from tests.conftest import FIXTURES
 
-NMEA = REPO.parent / "shared" / "data" / "nmea"
+NMEA = FIXTURES / "nmea"
 RENO = NMEA / "reno-car-drive-2005.nmea"
 LOGS = [*sorted((NMEA / "gpsd").glob("*.log")), RENO]
-
-if not RENO.exists() and not IN_CI:
-    pytest.skip(f"the shared NMEA logs are not at {NMEA}", allow_module_level=True)
 
 # What each log gives, checked by hand against the file (the comments say where from).
 EXPECTED = {

@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.conftest import FIXTURES, REPO
 
-ITREK = REPO.parent / "shared" / "data" / "nmea" / "gpsd" / "iTrek.log"
+ITREK = FIXTURES / "nmea" / "gpsd" / "iTrek.log"
 
 
 def machikit(*args: str) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,7 @@
 `machikit pi run gps` in its own process (pyserial, pynmea2, the SQLite outbox, paho-mqtt) →
 the test bed's real Mosquitto → the real collector → TimescaleDB.
 
-The 2.5-hour Reno drive (../shared/data, Apache-2.0) is played 300 times faster; its dates
+The 2.5-hour Reno drive (tests/fixtures/nmea, Apache-2.0) is played 300 times faster; its dates
 are moved to two days ago (the collector refuses times before 2020). The job works on
 receiver time, so its 5 s / 60 s reporting is the same as in a real drive. What should
 arrive is worked out independently of the job by pi.gps.check over the same played lines.
@@ -26,12 +26,12 @@ from pi.gps.check import check_file
 from pi.replay import Replay
 from tests.collector.helpers import forget_session, unique_town, wait_until
 from tests.collector.stacks import Stack, real_stack
-from tests.conftest import REPO
+from tests.conftest import FIXTURES, REPO
 from tests.firmware.test_mqtt import clear_retained, credentials
 
 pytestmark = pytest.mark.services
 
-DRIVE = REPO.parent / "shared" / "data" / "nmea" / "reno-car-drive-2005.nmea"
+DRIVE = FIXTURES / "nmea" / "reno-car-drive-2005.nmea"
 DEVICE = "bus-01"
 MAX_SPEED = 70.0  # m/s: no two stored points may imply more (the job's jump limit)
 
