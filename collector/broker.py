@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amqtt.broker import Broker
-from amqtt.plugins.base import BaseAuthPlugin
+from amqtt.contexts import Action
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
 from machikit import credentials
@@ -42,6 +43,69 @@ class PasswordFileAuth(BaseAuthPlugin):
             log.warning("refused MQTT login for user %r from client %r",
                         session.username, session.client_id)
         return ok
+
+
+class AclFileTopics(BaseTopicPlugin):
+    """Mosquitto's topic rules from the acl file `machikit device broker-files` writes.
+
+    Without an acl file every logged-in user may use every topic, as before the
+    device registry existed (`machikit demo` and a fresh `serve` rely on that).
+    With one, a user not named in it may do nothing, as in Mosquitto."""
+
+    @dataclass
+    class Config:
+        acl_file: str = ""
+
+    _cache: tuple[int, dict[str, list[tuple[str, str]]]] | None = None
+
+    def _rules(self) -> dict[str, list[tuple[str, str]]] | None:
+        try:
+            changed = Path(self.config.acl_file).stat().st_mtime_ns
+        except OSError:
+            return None
+        if self._cache is None or self._cache[0] != changed:  # re-read when rewritten
+            self._cache = (changed, read_acl(Path(self.config.acl_file)))
+        return self._cache[1]
+
+    async def topic_filtering(self, *, session: Session | None = None, topic: str | None = None,
+                              action: Action | None = None) -> bool | None:
+        rules = self._rules()
+        if rules is None:
+            return True
+        need = "write" if action == Action.PUBLISH else "read"
+        user = (session.username if session else None) or ""
+        allowed = any(access in (need, "readwrite") and topic_allowed(pattern, topic or "")
+                      for access, pattern in rules.get(user, []))
+        if not allowed:
+            log.info("refused %s of %r for user %r", need, topic, user)
+        return allowed
+
+
+def read_acl(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """The `user X` / `topic read|write|readwrite T` subset of Mosquitto's acl file."""
+    rules: dict[str, list[tuple[str, str]]] = {}
+    user = ""  # rules before any `user` line are for anonymous clients, never let in here
+    for line in path.read_text("utf-8").splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == "user":
+            user = words[1]
+        elif len(words) == 3 and words[0] == "topic":
+            rules.setdefault(user, []).append((words[1], words[2]))
+    return rules
+
+
+def topic_allowed(pattern: str, topic: str) -> bool:
+    """Whether pattern covers topic; topic may be a subscription filter, whose '+' and
+    '#' are then allowed only where the pattern is at least as wide."""
+    wanted, allowed = topic.split("/"), pattern.split("/")
+    for index, level in enumerate(allowed):
+        if level == "#":
+            return True
+        if index >= len(wanted) or wanted[index] == "#":
+            return False
+        if level != "+" and level != wanted[index]:
+            return False
+    return len(wanted) == len(allowed)
 
 
 def broker_dir(data_dir: Path) -> Path:
@@ -93,6 +157,7 @@ class EmbeddedBroker:
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
             "plugins": {
                 f"{__name__}.PasswordFileAuth": {"password_file": str(self.password_file)},
+                f"{__name__}.AclFileTopics": {"acl_file": str(self.password_file.parent / "acl")},
             },
         }
 

@@ -49,6 +49,17 @@ class Device:
     settings: dict = field(default_factory=dict, compare=False, hash=False)
 
 
+@dataclass(frozen=True)
+class DeviceAccount:
+    """A registered device with its broker credentials (collector/registry.py)."""
+
+    device: Device
+    mqtt_user: str | None = None
+    password_hash: str | None = None  # Mosquitto $7$ hash; the password itself is never kept
+    created_ms: int = 0
+    revoked_ms: int | None = None
+
+
 @dataclass
 class Batch:
     """Rows for one transaction, per table."""
@@ -82,6 +93,20 @@ class Storage(Protocol):
         self, town: str, name: str, kind: str = "sensor", public: bool = False,
         label: str | None = None, settings: dict | None = None,
     ) -> Device: ...
+
+    # --- device registry and credentials (collector/registry.py) -------------
+
+    def device_accounts(self, town: str | None = None) -> list[DeviceAccount]:
+        """Every registered device, revoked ones included, ordered by town and name."""
+        ...
+
+    def set_credentials(self, town: str, name: str, mqtt_user: str, password_hash: str) -> bool:
+        """False if no such device."""
+        ...
+
+    def revoke_device(self, town: str, name: str, now_ms: int) -> bool:
+        """False if no such device or already revoked."""
+        ...
 
     def boot_starts(self, candidates: dict[tuple[int, int], int]) -> dict[tuple[int, int], int]:
         """For (device_id, boot): the first estimate of when that boot began (ms)."""

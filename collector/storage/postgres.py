@@ -17,6 +17,7 @@ from collector.storage.base import (
     TIME_COLUMNS,
     Batch,
     Device,
+    DeviceAccount,
     StorageUnavailable,
     WriteResult,
 )
@@ -122,6 +123,30 @@ class PostgresStorage(PostgresReads):
             (town, name, kind, public, label, Jsonb(settings or {})),
         ).fetchone())
         return Device(*row)
+
+    def device_accounts(self, town: str | None = None) -> list[DeviceAccount]:
+        rows = self._run(lambda conn: conn.execute(
+            f"SELECT {DEVICE_COLUMNS}, mqtt_user, password_hash,"
+            " (extract(epoch FROM created_at) * 1000)::bigint,"
+            " (extract(epoch FROM revoked_at) * 1000)::bigint"
+            " FROM devices WHERE %(town)s::text IS NULL OR town = %(town)s ORDER BY town, name",
+            {"town": town},
+        ).fetchall())
+        return [DeviceAccount(Device(*r[:7]), r[7], r[8], r[9], r[10]) for r in rows]
+
+    def set_credentials(self, town: str, name: str, mqtt_user: str, password_hash: str) -> bool:
+        count = self._run(lambda conn: conn.execute(
+            "UPDATE devices SET mqtt_user = %s, password_hash = %s, password_changed_at = now()"
+            " WHERE town = %s AND name = %s", (mqtt_user, password_hash, town, name),
+        ).rowcount)
+        return bool(count)
+
+    def revoke_device(self, town: str, name: str, now_ms: int) -> bool:
+        count = self._run(lambda conn: conn.execute(
+            "UPDATE devices SET revoked_at = to_timestamp(%s / 1000.0)"
+            " WHERE town = %s AND name = %s AND revoked_at IS NULL", (now_ms, town, name),
+        ).rowcount)
+        return bool(count)
 
     def boot_starts(self, candidates: dict[tuple[int, int], int]) -> dict[tuple[int, int], int]:
         keys = list(candidates)

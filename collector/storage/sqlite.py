@@ -14,6 +14,7 @@ from collector.storage.base import (
     TABLES,
     Batch,
     Device,
+    DeviceAccount,
     StorageUnavailable,
     WriteResult,
 )
@@ -109,6 +110,31 @@ class SqliteStorage(SqliteReads):
                 (town, name, kind, int(public), label, json.dumps(settings or {})),
             ).fetchone()
         return _device(row)
+
+    def device_accounts(self, town: str | None = None) -> list[DeviceAccount]:
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT {DEVICE_COLUMNS}, mqtt_user, password_hash, created_at, revoked_at"
+                " FROM devices WHERE ? IS NULL OR town = ? ORDER BY town, name", (town, town),
+            ).fetchall()
+        return [DeviceAccount(_device(r[:7]), r[7], r[8], r[9], r[10]) for r in rows]
+
+    def set_credentials(self, town: str, name: str, mqtt_user: str, password_hash: str) -> bool:
+        with self._lock:
+            cursor = self.db.execute(
+                "UPDATE devices SET mqtt_user = ?, password_hash = ?, password_changed_at ="
+                " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+                " WHERE town = ? AND name = ?", (mqtt_user, password_hash, town, name),
+            )
+        return cursor.rowcount > 0
+
+    def revoke_device(self, town: str, name: str, now_ms: int) -> bool:
+        with self._lock:
+            cursor = self.db.execute(
+                "UPDATE devices SET revoked_at = ? WHERE town = ? AND name = ?"
+                " AND revoked_at IS NULL", (now_ms, town, name),
+            )
+        return cursor.rowcount > 0
 
     def boot_starts(self, candidates: dict[tuple[int, int], int]) -> dict[tuple[int, int], int]:
         with self._lock, self._transaction():

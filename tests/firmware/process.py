@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from machikit.flash.bundle import board_modules
 from tests.collector.helpers import wait_until
 
 
@@ -20,26 +21,18 @@ def mpy_cross(source: Path, target: Path) -> Path:
     return target
 
 
-# The apps' pure logic lives in the machikit package, shared with the Raspberry Pi jobs (pi/);
-# on a board it is one more .mpy in /lib.
-LOGIC = [Path(__file__).resolve().parents[2] / "machikit" / f"{name}.py"
-         for name in ("snow_logic", "printer_logic")]
-
-
 def board_lib(lib: Path, with_fakes: bool = True) -> Path:
-    """The board's /lib: contract, firmware/lib (umqtt too) and firmware/apps, all as .mpy
-    (docs/firmware.md), plus the fake machine/network modules compiled the same way: they
-    stand in for the board's C modules and should cost as little heap as possible."""
-    root = Path(__file__).resolve().parents[2]
-    sources = [root / "machikit" / "contract.py", *LOGIC,
-               *sorted((root / "firmware" / "lib").glob("*.py")),
-               *sorted((root / "firmware" / "apps").glob("*.py"))]
+    """The board's /lib: contract, firmware/lib (umqtt too), every app and its logic, all as
+    .mpy — the same list `machikit flash` copies (machikit/flash/bundle.py) — plus the fake
+    machine/network modules compiled the same way: they stand in for the board's C modules
+    and should cost as little heap as possible."""
+    modules = [(source, lib / Path(dest).relative_to("lib")) for source, dest in board_modules()]
     if with_fakes:
-        sources += sorted((Path(__file__).with_name("fakes")).glob("*.py"))
-    (lib / "umqtt").mkdir(parents=True, exist_ok=True)
-    for source in sources:
-        mpy_cross(source, lib / f"{source.stem}.mpy")
-    mpy_cross(root / "firmware" / "lib" / "umqtt" / "simple.py", lib / "umqtt" / "simple.mpy")
+        modules += [(fake, lib / f"{fake.stem}.mpy")
+                    for fake in sorted((Path(__file__).with_name("fakes")).glob("*.py"))]
+    for source, target in modules:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mpy_cross(source, target)
     return lib
 
 

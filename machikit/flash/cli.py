@@ -1,0 +1,72 @@
+"""`machikit flash`: one board, from the command line (workshop mode flashes many)."""
+
+import argparse
+
+from machikit.flash.boards import find_boards
+from machikit.flash.bundle import APPS, device_config
+from machikit.flash.copy import FlashError, flash_board, progress_bar, wait_online
+from machikit.texts import say
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", help="COM3, /dev/ttyACM0 …")
+    where.add_argument("--auto", action="store_true",
+                       help="ひとつだけつながっているボードを使う / use the one board plugged in")
+    parser.add_argument("--app", choices=APPS, required=True)
+    for option in ("town", "name", "user", "password", "wifi-ssid", "wifi-password",
+                   "broker-host"):
+        parser.add_argument(f"--{option}", required=True)
+    parser.add_argument("--broker-port", type=int, default=None,
+                        help="既定 8883（--no-tls なら 1883）/ default 8883 (1883 with --no-tls)")
+    parser.add_argument("--no-tls", action="store_true",
+                        help="暗号化しない（検証用のみ）/ no TLS (testing only)")
+    parser.add_argument("--wait", type=float, nargs="?", const=120.0, default=None,
+                        metavar="SECONDS",
+                        help="ブローカーで online を待つ / wait for online on the broker")
+    parser.add_argument("--watch-url", help="待つときの MQTT URL（既定は機器の認証情報。ACL で"
+                        "読めないときに）/ MQTT URL to watch with (default: the device's own)")
+
+
+def _pick_port(args: argparse.Namespace) -> str:
+    if args.port:
+        return str(args.port)
+    boards = find_boards()
+    if not boards:
+        raise FlashError(say("flash_no_board"))
+    if len(boards) > 1:
+        raise FlashError(say("flash_many_boards", ports=", ".join(b.device for b in boards)))
+    return boards[0].device
+
+
+def run_flash(args: argparse.Namespace) -> int:
+    tls = not args.no_tls
+    port_number = args.broker_port or (8883 if tls else 1883)
+    config = device_config(args.town, args.name, args.user, args.password, args.wifi_ssid,
+                           args.wifi_password, args.broker_host, port_number, tls)
+    try:
+        port = _pick_port(args)
+        flash_board(port, args.app, config, progress=progress_bar)
+    except FlashError as err:
+        print(err)
+        return 1
+    print(say("flash_done", port=port, app=args.app, town=args.town, name=args.name))
+    if args.wait is None:
+        return 0
+    return _wait(args, port_number, tls)
+
+
+def _wait(args: argparse.Namespace, port_number: int, tls: bool) -> int:
+    # The device's own credentials: its status topic is one it may read and write.
+    from urllib.parse import quote
+
+    scheme = "mqtts" if tls else "mqtt"
+    user, password = quote(args.user, safe=""), quote(args.password, safe="")
+    url = args.watch_url or f"{scheme}://{user}:{password}@{args.broker_host}:{port_number}"
+    timeout = int(args.wait)
+    print(say("flash_waiting", town=args.town, name=args.name, timeout=timeout))
+    if wait_online(url, args.town, args.name, args.wait):
+        print(say("flash_online", town=args.town, name=args.name))
+        return 0
+    print(say("flash_not_online", town=args.town, name=args.name, timeout=timeout))
+    return 1
