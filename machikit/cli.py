@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                  "講習会: 名簿から一括準備・書き込み / workshop: roster, labels, flashing"),
     "pi": ("pi.cli", "run_pi", "pi",
            "Raspberry Pi のジョブ (GPS, プリンター, 積雪計) / Raspberry Pi jobs"),
+    "grafana": ("machikit.grafana.cli", "run_grafana", "grafana",
+                "Grafana にダッシュボードを入れる / Grafana dashboards: push, export"),
     "dev": ("machikit.testbed", "run_dev", "dev",
             "開発用: テスト用サービス / developer tools: test services"),
 }

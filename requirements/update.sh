@@ -28,8 +28,8 @@ compile() {
         --upgrade --quiet --output-file "$out"
 }
 
-compile requirements/collector.lock pyproject.toml --extra collector --extra workshop
-compile requirements/dev.lock pyproject.toml --extra collector --extra pi --extra workshop --extra dev
+compile requirements/collector.lock pyproject.toml --extra collector --extra workshop --extra grafana
+compile requirements/dev.lock pyproject.toml --extra collector --extra pi --extra workshop --extra grafana --extra dev
 # MicroPython's stubs shadow CPython's own modules (time, socket...), so they never go into
 # the venv: tools/check_firmware_types.py installs each board's set into a folder of its own.
 for board in rp2 esp32; do

@@ -1,0 +1,180 @@
+"""`machikit grafana push | export`.
+
+push:   to a running Grafana over its HTTP API (needs the `grafana` extra: grafana-client).
+export: files for Grafana's file provisioning (no extra: plain files, mounted into a container).
+
+The dashboards, the data source model and the folder come from machikit/grafana/dashboards.py;
+this module only delivers them.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from machikit.texts import say
+
+TOKEN_ENV = "GRAFANA_TOKEN"
+DB_PASSWORD_ENV = "MACHIKIT_GRAFANA_DB_PASSWORD"
+# The checked-in provisioning YAML (a source checkout only; an installed wheel generates it).
+REPO_PROVISIONING = Path(__file__).resolve().parents[2] / "dashboards" / "provisioning"
+# Where the generated provider YAML tells Grafana to look for the JSON files.
+CONTAINER_JSON_DIR = "/var/lib/grafana/dashboards/machikit"
+SSLMODES = ("disable", "require", "verify-ca", "verify-full")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
+    push = actions.add_parser("push", help=say("grafana_help_push"))
+    push.add_argument("--url", required=True, help=say("grafana_help_url"))
+    push.add_argument("--db-host", required=True, help=say("grafana_help_db_host"))
+    push.add_argument("--db-name", default="machikit", help=say("grafana_help_db"))
+    push.add_argument("--db-user", help=say("grafana_help_db"))
+    push.add_argument("--db-sslmode", choices=SSLMODES, help=say("grafana_help_db_sslmode"))
+    push.add_argument("--insecure", action="store_true", help=say("grafana_help_insecure"))
+    export = actions.add_parser("export", help=say("grafana_help_export"))
+    export.add_argument("--out", required=True, type=Path, help=say("grafana_help_out"))
+
+
+def run_grafana(args: argparse.Namespace) -> int:
+    if args.action == "export":
+        return run_export(args.out)
+    return run_push(args)
+
+
+# --- push ---------------------------------------------------------------------------------
+
+def run_push(args: argparse.Namespace) -> int:
+    try:
+        from machikit.grafana import push
+    except ImportError:  # grafana-client is in the `grafana` extra only
+        print(say("missing_extra", extra="grafana"), file=sys.stderr)
+        return 2
+    # Secrets come from the environment: a command-line argument would stay in shell history.
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    password = os.environ.get(DB_PASSWORD_ENV, "")
+    if not token or not password:
+        print(say("grafana_no_token" if not token else "grafana_no_db_password"), file=sys.stderr)
+        return 2
+    target = push.Target(url=args.url, token=token, verify=not args.insecure)
+    try:
+        content = load_content(password, args.db_host, args.db_name, args.db_user,
+                               args.db_sslmode)
+        push.push(push.connect(target), content, args.url, print)
+    except push.PushError as err:
+        print(err, file=sys.stderr)
+        return 2
+    return 0
+
+
+def load_content(password: str, db_host: str, db_name: str | None, db_user: str | None,
+                 db_sslmode: str | None) -> Any:
+    """The dashboards module's content, with the data source pointed at this town's DB."""
+    from machikit.grafana.push import Content
+
+    boards = _dashboards_module()
+    model = boards.datasource_model(password, **_connection(db_host, db_name, db_user, db_sslmode))
+    return Content(folder_uid=boards.FOLDER_UID, folder_title=boards.FOLDER_TITLE,
+                   datasource=model, dashboards=boards.all_dashboards())
+
+
+def _connection(host: str | None, database: str | None, user: str | None,
+                sslmode: str | None) -> dict[str, str]:
+    """datasource_model()'s keyword arguments; a value not given keeps its default."""
+    given = {"host": host, "database": database, "user": user, "sslmode": sslmode}
+    return {key: value for key, value in given.items() if value}
+
+
+def _dashboards_module() -> ModuleType:
+    # Imported late (the other half of the feature; not needed for `--help`) and by name, so
+    # tests can stand in for it.
+    return importlib.import_module("machikit.grafana.dashboards")
+
+
+# --- export -------------------------------------------------------------------------------
+
+def run_export(out: Path) -> int:
+    try:
+        written = export(out)
+    except OSError as err:
+        print(say("grafana_export_failed", out=out, detail=err), file=sys.stderr)
+        return 2
+    print(say("grafana_exported", count=len(written), out=out))
+    return 0
+
+
+def export(out: Path) -> list[Path]:
+    """out/provisioning/{datasources,dashboards}/*.yaml and out/dashboards/*.json."""
+    boards = _dashboards_module()
+    written: list[Path] = []
+    for kind, generate in (("datasources", _datasource_yaml), ("dashboards", _provider_yaml)):
+        target = out / "provisioning" / kind
+        target.mkdir(parents=True, exist_ok=True)
+        checked_in = sorted((REPO_PROVISIONING / kind).glob("*.y*ml"))
+        for source in checked_in:  # reviewed files win over generated ones
+            written.append(Path(shutil.copyfile(source, target / source.name)))
+        if not checked_in:
+            path = target / "machikit.yaml"
+            path.write_text(to_yaml(generate(boards)), encoding="utf-8")
+            written.append(path)
+    written.extend(Path(p) for p in boards.write_json(out / "dashboards"))
+    return written
+
+
+def _datasource_yaml(boards: ModuleType) -> dict[str, Any]:
+    # Grafana expands ${VAR} in provisioning files, so no secret is written to disk.
+    model = boards.datasource_model("${MACHIKIT_GRAFANA_DB_PASSWORD}", **_connection(
+        "${MACHIKIT_GRAFANA_DB_HOST}", "${MACHIKIT_GRAFANA_DB_NAME}",
+        "${MACHIKIT_GRAFANA_DB_USER}", "${MACHIKIT_GRAFANA_DB_SSLMODE}"))
+    model.pop("id", None)
+    return {"apiVersion": 1, "datasources": [{"orgId": 1, "editable": False, **model}]}
+
+
+def _provider_yaml(boards: ModuleType) -> dict[str, Any]:
+    return {"apiVersion": 1, "providers": [{
+        "name": "machikit",
+        "orgId": 1,
+        "folder": boards.FOLDER_TITLE,
+        "folderUid": boards.FOLDER_UID,
+        "type": "file",
+        "disableDeletion": False,
+        "allowUiUpdates": False,  # the files are the truth; edits belong in the repository
+        "updateIntervalSeconds": 60,
+        "options": {"path": CONTAINER_JSON_DIR},
+    }]}
+
+
+def to_yaml(value: Any, indent: int = 0) -> str:
+    """Block-style YAML for dicts, lists and scalars; strings as JSON (valid YAML) scalars.
+
+    Small on purpose: PyYAML is not a dependency of the `grafana` feature.
+    """
+    pad = " " * indent
+    if isinstance(value, dict) and value:
+        return "".join(_yaml_item(pad + f"{key}:", item, indent) for key, item in value.items())
+    if isinstance(value, list) and value:
+        return "".join(_yaml_item(pad + "-", item, indent) for item in value)
+    return pad + _scalar(value) + "\n"
+
+
+def _yaml_item(head: str, item: Any, indent: int) -> str:
+    if isinstance(item, dict | list) and item:
+        if head.endswith("-") and isinstance(item, dict):
+            # "- key: value" with the rest of the mapping aligned under the first key
+            body = to_yaml(item, indent + 2)
+            return head + body[len(head):]
+        return head + "\n" + to_yaml(item, indent + 2)
+    return f"{head} {_scalar(item)}\n"
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{}"
+    if isinstance(value, list):
+        return "[]"
+    return json.dumps(value, ensure_ascii=False)  # true/false/null/numbers/"strings"
