@@ -38,7 +38,7 @@ class Label:
 
 
 def device_url(map_url: str, device: str) -> str:
-    """The map page cannot focus a device from its URL yet: '#<name>' marks which one is meant."""
+    """The map page shows and opens the device named after '#' (collector/web/map/panel.js)."""
     return map_url.split("#")[0] + "#" + device
 
 

@@ -250,6 +250,19 @@ def test_snow_gauge_badge_popup_and_history(visit: OpenVisit, map_server: MapSer
     assert history["quality"] == "reference" and rows.count() == len(history["points"])
 
 
+def test_a_label_qr_link_opens_that_device(visit: OpenVisit) -> None:
+    """Workshop labels carry the map URL + #<device>: the page opens that device's popup."""
+    v = visit(PHONE)
+    v.open("/#snow-01")
+    popup = v.page.locator(".leaflet-popup")
+    popup.wait_for()
+    assert PUBLIC["snow-01"] in popup.inner_text()
+    v.page.evaluate("window.location.hash = 'stall-01'")
+    v.page.wait_for_function(
+        "document.querySelector('.leaflet-popup') && document.querySelector('.leaflet-popup')"
+        ".innerText.includes(" + repr(PUBLIC["stall-01"]) + ")")
+
+
 @pytest.mark.slow
 def test_without_the_live_stream_the_page_polls_and_reconnects(
         visit: OpenVisit, map_server: MapServer) -> None:

@@ -71,6 +71,7 @@ function afterChange(kindsBefore) {
   fitToMarkers();
   refreshListHeadings();
   if (kindsKey() !== kindsBefore) buildControls();
+  focusFromAddress();
 }
 
 // --- 10. loading over HTTP ---------------------------------------------------

@@ -71,6 +71,20 @@ function showOnMap(item) {
   item.marker.openPopup();
 }
 
+// A device named in the address (#snow-01: a workshop label's QR code points here) is
+// shown and opened once, as soon as it is on the map. A name not shown (private, out of
+// service hours) leaves the ordinary view.
+function focusFromAddress() {
+  const name = decodeURIComponent(window.location.hash.slice(1));
+  if (!name || state.focusedName === name) return;
+  const item = state.items.get(name);
+  if (!item) return;
+  state.focusedName = name;
+  showOnMap(item);
+}
+
+window.addEventListener('hashchange', focusFromAddress);
+
 function wideScreen() {
   return window.matchMedia('(min-width: 900px)').matches;
 }
