@@ -112,16 +112,21 @@ def _active(accounts: Iterable[DeviceAccount]) -> list[DeviceAccount]:
 
 
 def acl_text(devices: Iterable[DeviceAccount]) -> str:
-    """Mosquitto ACL: each device writes only its own data topics, reads only its cmd."""
+    """Mosquitto ACL: each device writes only its own topics and reads only its cmd and its
+    own status (so `machikit flash --wait` can see it come online with its own login)."""
     lines = ["# Written by `machikit device broker-files`; edits are overwritten.", ""]
     for user, rules in SERVICE_RULES.items():
         lines += [f"user {user}", *(f"topic {access} {topic}" for access, topic in rules), ""]
     for account in _active(devices):
         base = f"{contract.ROOT}/{account.device.town}/{account.device.name}"
         lines.append(f"user {account.mqtt_user}")
-        lines += [f"topic write {base}/{channel}" for channel in DEVICE_WRITES]
+        lines += [f"topic {_access(channel)} {base}/{channel}" for channel in DEVICE_WRITES]
         lines += [f"topic read {base}/{contract.COMMAND}", ""]
     return "\n".join(lines)
+
+
+def _access(channel: str) -> str:
+    return "readwrite" if channel == contract.STATUS else "write"
 
 
 def write_broker_files(storage: Storage, out_dir: Path,

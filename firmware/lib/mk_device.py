@@ -209,6 +209,11 @@ class Device:
         # The Link puts these into the retained `online` status at every (re)connect.
         self.link.health["buffered"] = self.buffer.count()
         self.link.health["dropped"] = self.buffer.dropped
+        # The device's own time (None until NTP): two statuses then never share a timestamp
+        # on the server (without it the server uses its receive time, and a burst of queued
+        # statuses after an outage can arrive in the same millisecond), and a retained copy
+        # delivered again keeps its time, so it is still stored once.
+        self.link.health["t"] = self.clock.t()
 
     def _measure_heap(self):
         # Free heap after a collection (so only at status time, not every loop): a number

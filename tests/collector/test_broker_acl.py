@@ -217,6 +217,24 @@ def test_device_reads_only_its_own_cmd(storage: Storage, broker: Broker) -> None
     device.close()
 
 
+def test_device_sees_its_own_status_and_no_one_elses(storage: Storage, broker: Broker) -> None:
+    town = unique_town()
+    mine = add_device(storage, town, "gauge-1", "snow_gauge")
+    other = add_device(storage, town, "gauge-2", "snow_gauge")
+    rewrite(storage, broker)
+    device = Client(broker.port, mine.user, mine.password)
+    # Exact topics: Mosquitto filters each message, the embedded broker refuses a wildcard
+    # subscription that reaches further than the rules (docs/operations.md §8).
+    device.subscribe(f"machikit/v1/{town}/gauge-1/status", f"machikit/v1/{town}/gauge-2/status")
+    neighbour = Client(broker.port, other.user, other.password)
+    neighbour.publish(f"machikit/v1/{town}/gauge-2/status")
+    device.publish(f"machikit/v1/{town}/gauge-1/status")
+    assert wait_until(lambda: device.messages, 10)
+    assert device.messages == [f"machikit/v1/{town}/gauge-1/status"]
+    neighbour.close()
+    device.close()
+
+
 def test_anonymous_wrong_password_and_revoked_are_refused(storage: Storage,
                                                           broker: Broker) -> None:
     town = unique_town()

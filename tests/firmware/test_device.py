@@ -200,7 +200,8 @@ def test_full_buffer_keeps_the_newest_and_reports_what_it_dropped(
     assert kept == list(range(count - done["replayed"], count)), kept
     assert len(seqs) == len(set(seqs)) == count - done["dropped"]
     assert wait_until(lambda: any(
-        s["dropped"] == done["dropped"] for s in stack.storage.recent("device_status", 20)), 10)
+        s["dropped"] == done["dropped"] for s in stack.storage.recent("device_status", 20)),
+        30), (done, stack.storage.recent("device_status", 20))
     print(f"full buffer: made {count}, live {done['live']}, dropped {done['dropped']}, "
           f"replayed {done['replayed']}, stored {len(rows)}")
 
