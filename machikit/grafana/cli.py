@@ -8,13 +8,10 @@ this module only delivers them.
 """
 
 import argparse
-import importlib
-import json
 import os
 import shutil
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from machikit.texts import say
@@ -24,7 +21,6 @@ DB_PASSWORD_ENV = "MACHIKIT_GRAFANA_DB_PASSWORD"
 # The checked-in provisioning YAML (a source checkout only; an installed wheel generates it).
 REPO_PROVISIONING = Path(__file__).resolve().parents[2] / "dashboards" / "provisioning"
 # Where the generated provider YAML tells Grafana to look for the JSON files.
-CONTAINER_JSON_DIR = "/var/lib/grafana/dashboards/machikit"
 SSLMODES = ("disable", "require", "verify-ca", "verify-full")
 
 
@@ -75,10 +71,11 @@ def run_push(args: argparse.Namespace) -> int:
 def load_content(password: str, db_host: str, db_name: str | None, db_user: str | None,
                  db_sslmode: str | None) -> Any:
     """The dashboards module's content, with the data source pointed at this town's DB."""
+    from machikit.grafana import dashboards as boards  # not needed for --help
     from machikit.grafana.push import Content
 
-    boards = _dashboards_module()
-    model = boards.datasource_model(password, **_connection(db_host, db_name, db_user, db_sslmode))
+    model = boards.datasource_model(password,
+                                    **_connection(db_host, db_name, db_user, db_sslmode))
     return Content(folder_uid=boards.FOLDER_UID, folder_title=boards.FOLDER_TITLE,
                    datasource=model, dashboards=boards.all_dashboards())
 
@@ -88,12 +85,6 @@ def _connection(host: str | None, database: str | None, user: str | None,
     """datasource_model()'s keyword arguments; a value not given keeps its default."""
     given = {"host": host, "database": database, "user": user, "sslmode": sslmode}
     return {key: value for key, value in given.items() if value}
-
-
-def _dashboards_module() -> ModuleType:
-    # Imported late (the other half of the feature; not needed for `--help`) and by name, so
-    # tests can stand in for it.
-    return importlib.import_module("machikit.grafana.dashboards")
 
 
 # --- export -------------------------------------------------------------------------------
@@ -109,72 +100,17 @@ def run_export(out: Path) -> int:
 
 
 def export(out: Path) -> list[Path]:
-    """out/provisioning/{datasources,dashboards}/*.yaml and out/dashboards/*.json."""
-    boards = _dashboards_module()
+    """out/provisioning/{datasources,dashboards}/*.yaml (the reviewed files of dashboards/,
+    with ${VAR} placeholders Grafana fills from its environment) and out/dashboards/*.json."""
+    from machikit.grafana import dashboards
+
     written: list[Path] = []
-    for kind, generate in (("datasources", _datasource_yaml), ("dashboards", _provider_yaml)):
+    for kind in ("datasources", "dashboards"):
+        sources = sorted((REPO_PROVISIONING / kind).glob("*.yaml"))
+        if not sources:
+            raise FileNotFoundError(REPO_PROVISIONING / kind)
         target = out / "provisioning" / kind
         target.mkdir(parents=True, exist_ok=True)
-        checked_in = sorted((REPO_PROVISIONING / kind).glob("*.y*ml"))
-        for source in checked_in:  # reviewed files win over generated ones
-            written.append(Path(shutil.copyfile(source, target / source.name)))
-        if not checked_in:
-            path = target / "machikit.yaml"
-            path.write_text(to_yaml(generate(boards)), encoding="utf-8")
-            written.append(path)
-    written.extend(Path(p) for p in boards.write_json(out / "dashboards"))
+        written += [Path(shutil.copyfile(source, target / source.name)) for source in sources]
+    written.extend(Path(p) for p in dashboards.write_json(out / "dashboards"))
     return written
-
-
-def _datasource_yaml(boards: ModuleType) -> dict[str, Any]:
-    # Grafana expands ${VAR} in provisioning files, so no secret is written to disk.
-    model = boards.datasource_model("${MACHIKIT_GRAFANA_DB_PASSWORD}", **_connection(
-        "${MACHIKIT_GRAFANA_DB_HOST}", "${MACHIKIT_GRAFANA_DB_NAME}",
-        "${MACHIKIT_GRAFANA_DB_USER}", "${MACHIKIT_GRAFANA_DB_SSLMODE}"))
-    model.pop("id", None)
-    return {"apiVersion": 1, "datasources": [{"orgId": 1, "editable": False, **model}]}
-
-
-def _provider_yaml(boards: ModuleType) -> dict[str, Any]:
-    return {"apiVersion": 1, "providers": [{
-        "name": "machikit",
-        "orgId": 1,
-        "folder": boards.FOLDER_TITLE,
-        "folderUid": boards.FOLDER_UID,
-        "type": "file",
-        "disableDeletion": False,
-        "allowUiUpdates": False,  # the files are the truth; edits belong in the repository
-        "updateIntervalSeconds": 60,
-        "options": {"path": CONTAINER_JSON_DIR},
-    }]}
-
-
-def to_yaml(value: Any, indent: int = 0) -> str:
-    """Block-style YAML for dicts, lists and scalars; strings as JSON (valid YAML) scalars.
-
-    Small on purpose: PyYAML is not a dependency of the `grafana` feature.
-    """
-    pad = " " * indent
-    if isinstance(value, dict) and value:
-        return "".join(_yaml_item(pad + f"{key}:", item, indent) for key, item in value.items())
-    if isinstance(value, list) and value:
-        return "".join(_yaml_item(pad + "-", item, indent) for item in value)
-    return pad + _scalar(value) + "\n"
-
-
-def _yaml_item(head: str, item: Any, indent: int) -> str:
-    if isinstance(item, dict | list) and item:
-        if head.endswith("-") and isinstance(item, dict):
-            # "- key: value" with the rest of the mapping aligned under the first key
-            body = to_yaml(item, indent + 2)
-            return head + body[len(head):]
-        return head + "\n" + to_yaml(item, indent + 2)
-    return f"{head} {_scalar(item)}\n"
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{}"
-    if isinstance(value, list):
-        return "[]"
-    return json.dumps(value, ensure_ascii=False)  # true/false/null/numbers/"strings"

@@ -1,6 +1,7 @@
 """Helpers for collector tests: fresh databases, publishers, waiting."""
 
 import contextlib
+import os
 import secrets
 import socket
 import threading
@@ -92,5 +93,30 @@ def forget_session(mqtt_url: str, client_id: str) -> None:
     client.connect(target.host, target.port, clean_start=True)
     client.loop_start()
     time.sleep(0.2)
+    client.disconnect()
+    client.loop_stop()
+
+
+def credentials(mqtt_url: str) -> tuple[str, int, str, str]:
+    target = parse_mqtt_url(mqtt_url)
+    return target.host, target.port, target.username or "", target.password or ""
+
+
+def clear_retained(mqtt_url: str, topics: list[str]) -> None:
+    """An empty retained message removes the broker's copy: tests leave nothing behind."""
+    publish(mqtt_url, [(topic, b"") for topic in topics], retain=True)
+
+
+def publish(mqtt_url: str, messages: list[tuple[str, bytes]], retain: bool = False) -> None:
+    """Publish (topic, payload) pairs with QoS 1 as the test's own client, and wait for
+    the broker's acknowledgements."""
+    host, port, user, password = credentials(mqtt_url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                         client_id=f"test-clean-{os.getpid()}-{time.monotonic_ns()}")
+    client.username_pw_set(user, password)
+    client.connect(host, port)
+    client.loop_start()
+    for topic, payload in messages:
+        client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
     client.disconnect()
     client.loop_stop()

@@ -13,7 +13,19 @@ from collector.broker import local_url
 from collector.serve import Server
 from collector.settings import Settings
 from collector.storage import Storage, open_storage
-from tests.collector.helpers import Publisher, forget_session, free_port, fresh_database
+from machikit import contract
+from tests.collector.helpers import (
+    Publisher,
+    clear_retained,
+    forget_session,
+    free_port,
+    fresh_database,
+    unique_town,
+)
+
+
+# The map server of a test stack on any free port: 8080 may be taken (a demo, another run).
+ANY_FREE_PORT = {"port": 0}
 
 
 class Stack:
@@ -53,7 +65,7 @@ class Stack:
 @contextlib.contextmanager
 def embedded_stack(tmp_path: Path, town: str) -> Iterator[Stack]:
     settings = Settings(data_dir=tmp_path / "data", embedded_mqtt_port=free_port(),
-                        stats_interval_s=1)
+                        stats_interval_s=1, web=ANY_FREE_PORT)
     server = Server(settings)
     server.start()
     stack = Stack(server, town, lambda name: local_url(settings, f"test-{name}"))
@@ -67,7 +79,8 @@ def embedded_stack(tmp_path: Path, town: str) -> Iterator[Stack]:
 def real_stack(database_url: str, mqtt_url: str, town: str) -> Iterator[Stack]:
     with fresh_database(database_url) as db:
         settings = Settings(database_url=db, mqtt_url=mqtt_url, town=town,
-                            mqtt_client_id=f"collector-{town}", stats_interval_s=1)
+                            mqtt_client_id=f"collector-{town}", stats_interval_s=1,
+                            web=ANY_FREE_PORT)
         server = Server(settings)
         server.start()
         stack = Stack(server, town)
@@ -75,3 +88,28 @@ def real_stack(database_url: str, mqtt_url: str, town: str) -> Iterator[Stack]:
             yield stack
         finally:
             stack.close()
+
+
+@contextlib.contextmanager
+def device_stack(database_url: str, mqtt_url: str, device: str, kind: str) -> Iterator[Stack]:
+    """A real collector for a fresh town with `device` registered (unknown devices are
+    quarantined). Afterwards the device's broker session and retained status are removed,
+    so no later test meets them."""
+    with real_stack(database_url, mqtt_url, unique_town()) as stack:
+        stack.storage.add_device(stack.town, device, kind)
+        try:
+            yield stack
+        finally:
+            forget_session(mqtt_url, f"mk-{stack.town}-{device}")
+            clear_retained(mqtt_url, [contract.topic(stack.town, device, contract.STATUS)])
+
+
+@contextlib.contextmanager
+def migrated(url: str) -> Iterator[Storage]:
+    """Storage at `url` (sqlite:///… or postgresql://…) with every migration applied."""
+    store = open_storage(url)
+    store.migrate()
+    try:
+        yield store
+    finally:
+        store.close()

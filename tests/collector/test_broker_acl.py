@@ -20,9 +20,10 @@ import pytest
 
 from collector.broker import COLLECTOR_USER, EmbeddedBroker, broker_dir
 from collector.registry import ADMIN_USER, add_device, new_password, revoke, write_broker_files
-from collector.storage import Storage, open_storage
+from collector.storage import Storage
 from machikit import credentials
 from tests.collector.helpers import free_port, unique_town, wait_until
+from tests.collector.stacks import migrated
 
 SERVICE = {COLLECTOR_USER: credentials.new_password(), ADMIN_USER: credentials.new_password()}
 SERVICE_HASHES = {user: credentials.hash_password(pw) for user, pw in SERVICE.items()}
@@ -149,10 +150,8 @@ def mosquitto_root() -> Path:
 
 @pytest.fixture
 def storage(tmp_path: Path) -> Iterator[Storage]:
-    store = open_storage(f"sqlite:///{tmp_path}/registry.db")
-    store.migrate()
-    yield store
-    store.close()
+    with migrated(f"sqlite:///{tmp_path}/registry.db") as store:
+        yield store
 
 
 @pytest.fixture(params=["mosquitto", "embedded"])

@@ -10,9 +10,10 @@ import pytest
 
 from collector import registry
 from collector.registry import RegistryError, acl_text, add_device, revoke, write_broker_files
-from collector.storage import Storage, open_storage
+from collector.storage import Storage
 from machikit import credentials
 from tests.collector.helpers import fresh_database, unique_town
+from tests.collector.stacks import migrated
 from tests.conftest import REPO
 
 
@@ -28,10 +29,8 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
         url = f"sqlite:///{tmp_path}/registry.db"
     else:
         url = request.getfixturevalue("postgres_url")
-    store = open_storage(url)
-    store.migrate()
-    yield store
-    store.close()
+    with migrated(url) as store:
+        yield store
 
 
 def test_add_keeps_only_a_hash_of_the_password(storage: Storage) -> None:

@@ -9,6 +9,7 @@ import pytest
 from collector.storage import Batch, Storage, open_storage
 from collector.storage.migrations import migrations
 from tests.collector.helpers import fresh_database
+from tests.collector.stacks import migrated
 
 T = 1_795_650_000_000  # 2026-11-25T23:40:00Z
 DAY = 86_400_000
@@ -17,17 +18,11 @@ DAY = 86_400_000
 @pytest.fixture(params=["sqlite", "postgres"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
     if request.param == "sqlite":
-        store = open_storage(f"sqlite:///{tmp_path}/test.db")
-        store.migrate()
-        yield store
-        store.close()
+        with migrated(f"sqlite:///{tmp_path}/test.db") as store:
+            yield store
         return
-    url = request.getfixturevalue("database_url")
-    with fresh_database(url) as db_url:
-        store = open_storage(db_url)
-        store.migrate()
+    with fresh_database(request.getfixturevalue("database_url")) as url, migrated(url) as store:
         yield store
-        store.close()
 
 
 def position(device_id: int, seq: int, time_ms: int = T) -> tuple:

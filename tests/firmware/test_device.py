@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 
 from machikit import contract, testbed
-from tests.collector.helpers import forget_session, unique_town, wait_until
-from tests.collector.stacks import Stack, real_stack
+from tests.collector.helpers import clear_retained, credentials, forget_session, unique_town, wait_until
+from tests.collector.stacks import Stack, device_stack
 from tests.conftest import REPO
 from tests.firmware.process import MicroPythonProcess
-from tests.firmware.test_mqtt import clear_retained, credentials
 
 pytestmark = pytest.mark.services
 
@@ -31,13 +30,8 @@ DEVICE = "snow-01"
 
 @pytest.fixture
 def stack(database_url: str, mqtt_url: str) -> Iterator[Stack]:
-    with real_stack(database_url, mqtt_url, unique_town()) as s:
-        s.storage.add_device(s.town, DEVICE, "snow_gauge")  # unknown devices are quarantined
-        try:
-            yield s
-        finally:
-            forget_session(mqtt_url, f"mk-{s.town}-{DEVICE}")
-            clear_retained(mqtt_url, [contract.topic(s.town, DEVICE, contract.STATUS)])
+    with device_stack(database_url, mqtt_url, DEVICE, "snow_gauge") as s:
+        yield s
 
 
 class Runner(MicroPythonProcess):

@@ -21,7 +21,15 @@ import pytest
 from collector.mqtt import make_client
 from collector.settings import parse_mqtt_url
 from machikit import contract
-from tests.collector.helpers import Publisher, forget_session, free_port, unique_town, wait_until
+from tests.collector.helpers import (
+    Publisher,
+    clear_retained,
+    credentials,
+    forget_session,
+    free_port,
+    unique_town,
+    wait_until,
+)
 from tests.collector.stacks import Stack, real_stack
 from tests.conftest import REPO
 from tests.firmware.process import MicroPythonProcess
@@ -65,11 +73,6 @@ class Retained:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-def credentials(mqtt_url: str) -> tuple[str, int, str, str]:
-    target = parse_mqtt_url(mqtt_url)
-    return target.host, target.port, target.username or "", target.password or ""
 
 
 @pytest.fixture
@@ -125,26 +128,6 @@ def test_readings_are_stored_once_and_the_will_says_offline(
     finally:
         again.close()
         clear_retained(mqtt_url, [contract.topic(town, device, contract.STATUS)])
-
-
-def clear_retained(mqtt_url: str, topics: list[str]) -> None:
-    """An empty retained message removes the broker's copy: tests leave nothing behind."""
-    publish(mqtt_url, [(topic, b"") for topic in topics], retain=True)
-
-
-def publish(mqtt_url: str, messages: list[tuple[str, bytes]], retain: bool = False) -> None:
-    """Publish (topic, payload) pairs with QoS 1 as the test's own client, and wait for
-    the broker's acknowledgements."""
-    host, port, user, password = credentials(mqtt_url)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                         client_id=f"test-clean-{os.getpid()}-{time.monotonic_ns()}")
-    client.username_pw_set(user, password)
-    client.connect(host, port)
-    client.loop_start()
-    for topic, payload in messages:
-        client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
-    client.disconnect()
-    client.loop_stop()
 
 
 def test_retained_command_reaches_the_callback(

@@ -16,9 +16,8 @@ import serial
 from machikit import contract
 from machikit.flash.bundle import device_config
 from machikit.flash.copy import FlashError, flash_board, wait_online
-from tests.collector.helpers import forget_session, unique_town
+from tests.collector.helpers import clear_retained, credentials, forget_session, unique_town
 from tests.firmware.process import mpy_cross
-from tests.firmware.test_mqtt import clear_retained, credentials
 from tests.flash.board_sim import BoardSim
 
 pytestmark = pytest.mark.services

@@ -19,9 +19,8 @@ from machikit import contract
 from pi.forward import Forwarder
 from pi.link import Link
 from pi.outbox import Outbox
-from tests.collector.helpers import free_port, unique_town, wait_until
-from tests.collector.stacks import Stack, real_stack
-from tests.firmware.test_mqtt import clear_retained, credentials
+from tests.collector.helpers import credentials, free_port, wait_until
+from tests.collector.stacks import Stack, device_stack
 
 DEVICE = "bus-01"
 
@@ -128,12 +127,8 @@ def test_nothing_is_removed_without_the_puback(tmp_path: Path) -> None:
 
 @pytest.fixture
 def stack(database_url: str, mqtt_url: str) -> Iterator[Stack]:
-    with real_stack(database_url, mqtt_url, unique_town()) as s:
-        s.storage.add_device(s.town, DEVICE, "bus")  # unknown devices are quarantined
-        try:
-            yield s
-        finally:
-            clear_retained(mqtt_url, [contract.topic(s.town, DEVICE, contract.STATUS)])
+    with device_stack(database_url, mqtt_url, DEVICE, "bus") as s:
+        yield s
 
 
 class Wire:

@@ -20,9 +20,16 @@ import pytest
 from collector.broker import EmbeddedBroker, local_user
 from machikit import contract
 from pi.link import Link
-from tests.collector.helpers import free_port, unique_town, wait_until
+from tests.collector.helpers import (
+    clear_retained,
+    credentials,
+    free_port,
+    publish,
+    unique_town,
+    wait_until,
+)
 from tests.conftest import REPO
-from tests.firmware.test_mqtt import Retained, clear_retained, credentials, publish
+from tests.firmware.test_mqtt import Retained
 
 pytestmark = pytest.mark.services
 

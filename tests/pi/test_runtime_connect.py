@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from machikit import contract
 from pi import config, runtime
-from tests.collector.helpers import forget_session, unique_town, wait_until
-from tests.collector.stacks import Stack, real_stack
-from tests.firmware.test_mqtt import clear_retained, credentials
+from tests.collector.helpers import (
+    credentials,
+    wait_until,
+)
+from tests.collector.stacks import Stack, device_stack
 
 pytestmark = pytest.mark.services
 
@@ -22,13 +23,8 @@ DEVICE = "printer-01"
 
 @pytest.fixture
 def stack(database_url: str, mqtt_url: str) -> Iterator[Stack]:
-    with real_stack(database_url, mqtt_url, unique_town()) as s:
-        s.storage.add_device(s.town, DEVICE, "printer_buzzer")
-        try:
-            yield s
-        finally:
-            forget_session(mqtt_url, f"mk-{s.town}-{DEVICE}")
-            clear_retained(mqtt_url, [contract.topic(s.town, DEVICE, contract.STATUS)])
+    with device_stack(database_url, mqtt_url, DEVICE, "printer_buzzer") as s:
+        yield s
 
 
 def test_published_events_reach_the_collector_and_stop_says_offline(

@@ -21,13 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from machikit import contract, geo, testbed
+from machikit import geo, testbed
 from pi.gps.check import check_file
 from pi.replay import Replay
-from tests.collector.helpers import forget_session, unique_town, wait_until
-from tests.collector.stacks import Stack, real_stack
+from tests.collector.helpers import (
+    credentials,
+    wait_until,
+)
+from tests.collector.stacks import Stack, device_stack
 from tests.conftest import FIXTURES, REPO
-from tests.firmware.test_mqtt import clear_retained, credentials
 
 pytestmark = pytest.mark.services
 
@@ -38,13 +40,8 @@ MAX_SPEED = 70.0  # m/s: no two stored points may imply more (the job's jump lim
 
 @pytest.fixture
 def stack(database_url: str, mqtt_url: str) -> Iterator[Stack]:
-    with real_stack(database_url, mqtt_url, unique_town()) as s:
-        s.storage.add_device(s.town, DEVICE, "bus")
-        try:
-            yield s
-        finally:
-            forget_session(mqtt_url, f"mk-{s.town}-{DEVICE}")
-            clear_retained(mqtt_url, [contract.topic(s.town, DEVICE, contract.STATUS)])
+    with device_stack(database_url, mqtt_url, DEVICE, "bus") as s:
+        yield s
 
 
 class Job:

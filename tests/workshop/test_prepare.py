@@ -15,13 +15,13 @@ from types import SimpleNamespace
 
 import pytest
 
+from collector import registry
+from collector.storage import Storage
 from machikit import credentials
 from machikit.workshop.flashing import Broker, FlashLoop
 from machikit.workshop.prepare import prepare
 from machikit.workshop.roster import RosterError
-
-registry = pytest.importorskip("collector.registry", reason="collector/registry.py not there yet")
-from collector.storage import Storage, open_storage  # noqa: E402
+from tests.collector.stacks import migrated
 
 ROSTER = "名前,機器名,アプリ\n山田 太郎,snow-01,snow\n佐藤 花子,,printer\n鈴木 一郎,,snow\n"
 MAP = "http://192.168.50.2:8080/"
@@ -29,10 +29,8 @@ MAP = "http://192.168.50.2:8080/"
 
 @pytest.fixture
 def storage(tmp_path: Path) -> Iterator[Storage]:
-    store = open_storage(f"sqlite:///{tmp_path / 'machikit.db'}")
-    store.migrate()
-    yield store
-    store.close()
+    with migrated(f"sqlite:///{tmp_path / 'machikit.db'}") as store:
+        yield store
 
 
 def run(tmp_path: Path, storage: Storage, roster: str = ROSTER) -> list[dict]:

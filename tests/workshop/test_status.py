@@ -7,8 +7,7 @@ import pytest
 
 from machikit import contract
 from machikit.workshop.status import StatusWatch, run_status, table
-from tests.collector.helpers import free_port, unique_town, wait_until
-from tests.firmware.test_mqtt import clear_retained, publish
+from tests.collector.helpers import clear_retained, free_port, publish, unique_town, wait_until
 
 pytestmark = pytest.mark.services
 ENTRIES = [{"participant": "山田 太郎", "device": "snow-01"},

@@ -22,12 +22,13 @@ import pytest
 
 from collector.broker import COLLECTOR_USER
 from collector.registry import write_broker_files
-from collector.storage import Storage, open_storage
+from collector.storage import Storage
 from machikit import flash
 from machikit.flash.boards import BoardPort
 from machikit.workshop.flashing import Broker, FlashLoop
 from machikit.workshop.prepare import prepare
 from tests.collector.helpers import unique_town
+from tests.collector.stacks import migrated
 from tests.collector.test_broker_acl import (
     SERVICE,
     SERVICE_HASHES,
@@ -45,10 +46,8 @@ ROSTER = "名前,アプリ\n山田 花子,snow\n佐藤 一郎,printer\n鈴木 �
 
 @pytest.fixture
 def storage(tmp_path: Path) -> Iterator[Storage]:
-    store = open_storage(f"sqlite:///{tmp_path}/town.db")
-    store.migrate()
-    yield store
-    store.close()
+    with migrated(f"sqlite:///{tmp_path}/town.db") as store:
+        yield store
 
 
 @pytest.fixture
