@@ -23,7 +23,6 @@ from tests.collector.helpers import (
     unique_town,
 )
 
-
 # The map server of a test stack on any free port: 8080 may be taken (a demo, another run).
 ANY_FREE_PORT = {"port": 0}
 
