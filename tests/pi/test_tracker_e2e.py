@@ -10,6 +10,7 @@ arrive is worked out independently of the job by pi.gps.check over the same play
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import signal
 import subprocess
@@ -17,12 +18,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from machikit import geo, testbed
-from pi.gps.check import check_file
+from pi.gps.check import LogResult, check_file
 from pi.replay import Replay
 from tests.collector.helpers import (
     credentials,
@@ -35,6 +37,7 @@ pytestmark = pytest.mark.services
 
 DRIVE = FIXTURES / "nmea" / "reno-car-drive-2005.nmea"
 DEVICE = "bus-01"
+PART = 1500  # epochs of the drive for the outage tests: 50 minutes of it
 MAX_SPEED = 70.0  # m/s: no two stored points may imply more (the job's jump limit)
 
 
@@ -118,28 +121,40 @@ def assert_track(rows: list[dict]) -> None:
         assert metres / seconds <= MAX_SPEED, (a, b)
 
 
-def play_in_background(replay: Replay, epochs: int | None = None) -> threading.Thread:
-    thread = threading.Thread(target=replay.play, kwargs={"stop_after": epochs}, daemon=True)
-    thread.start()
-    return thread
+@dataclass
+class Drive:
+    job: Job
+    expected: LogResult  # what the played lines should give, worked out without the job
+    player: threading.Thread  # the replay, writing into the pty
+
+
+@contextlib.contextmanager
+def drive(stack: Stack, mqtt_url: str, tmp: Path, speed: float,
+          epochs: int | None = None) -> Iterator[Drive]:
+    """The job running on the Reno drive (its first `epochs`, or all), played at `speed`."""
+    replay = Replay(DRIVE, speed=speed, days_ago=2)
+    expected = check_file(played(replay, tmp, "drive.nmea", epochs))
+    job = Job(tmp, mqtt_url, stack.town, replay.path)
+    job.start()
+    job.wait_open()
+    try:
+        player = threading.Thread(target=replay.play, kwargs={"stop_after": epochs},
+                                  daemon=True)
+        player.start()
+        yield Drive(job, expected, player)
+    finally:
+        job.stop()
+        replay.close()
 
 
 def test_replayed_drive_arrives_as_the_receivers_valid_fixes(
     stack: Stack, mqtt_url: str, tmp_path: Path,
 ) -> None:
-    replay = Replay(DRIVE, speed=300, days_ago=2)
-    expected = check_file(played(replay, tmp_path, "drive.nmea"))
-    job = Job(tmp_path, mqtt_url, stack.town, replay.path)
-    job.start()
-    job.wait_open()
-    try:
-        player = play_in_background(replay)
-        player.join(300)
-        rows = stored(stack, expected.published)
-    finally:
-        job.stop()
-        replay.close()
-    assert len(rows) == expected.published == job.next_seq()
+    with drive(stack, mqtt_url, tmp_path, speed=300) as run:
+        run.player.join(300)
+        rows = stored(stack, run.expected.published)
+    expected = run.expected
+    assert len(rows) == expected.published == run.job.next_seq()
     assert expected.first is not None and expected.last is not None
     assert geo.metres((rows[0]["lat"], rows[0]["lon"]), expected.first) < 5
     assert geo.metres((rows[-1]["lat"], rows[-1]["lon"]), expected.last) < 5
@@ -159,26 +174,18 @@ def test_broker_outage_mid_drive_loses_nothing(
     stack: Stack, mqtt_url: str, tmp_path: Path,
 ) -> None:
     controllable()
-    epochs = 1500  # 50 minutes of the drive, played in about 20 s
-    replay = Replay(DRIVE, speed=150, days_ago=2)
-    expected = check_file(played(replay, tmp_path, "part.nmea", epochs))
-    job = Job(tmp_path, mqtt_url, stack.town, replay.path)
-    job.start()
-    job.wait_open()
-    try:
-        player = play_in_background(replay, epochs)
+    # 50 minutes of the drive, played in about 20 s
+    with drive(stack, mqtt_url, tmp_path, speed=150, epochs=PART) as run:
         time.sleep(5)
         try:
             testbed.stop_mosquitto()
             time.sleep(8)  # the job keeps reading and queues on disk
         finally:
             testbed.start_mosquitto()
-        player.join(120)
-        rows = stored(stack, expected.published)
-    finally:
-        job.stop()
-        replay.close()
-    assert len(rows) == expected.published == job.next_seq()
+        run.player.join(120)
+        rows = stored(stack, run.expected.published)
+    expected = run.expected
+    assert len(rows) == expected.published == run.job.next_seq()
     assert_track(rows)
     print(f"\noutage: {expected.published} published, {len(rows)} stored")
 
@@ -187,14 +194,8 @@ def test_power_cut_mid_drive_keeps_the_queue(
     stack: Stack, mqtt_url: str, tmp_path: Path,
 ) -> None:
     controllable()
-    epochs = 1500
-    replay = Replay(DRIVE, speed=150, days_ago=2)
-    expected = check_file(played(replay, tmp_path, "part.nmea", epochs))
-    job = Job(tmp_path, mqtt_url, stack.town, replay.path)
-    job.start()
-    job.wait_open()
-    try:
-        player = play_in_background(replay, epochs)
+    with drive(stack, mqtt_url, tmp_path, speed=150, epochs=PART) as run:
+        job = run.job
         time.sleep(4)
         try:
             testbed.stop_mosquitto()
@@ -205,13 +206,10 @@ def test_power_cut_mid_drive_keeps_the_queue(
             testbed.start_mosquitto()
         job.start()  # power back: systemd starts the job again
         job.wait_open()
-        player.join(120)
+        run.player.join(120)
         time.sleep(3)
-        given = job.next_seq()
-        rows = stored(stack, given)
-    finally:
-        job.stop()
-        replay.close()
+        rows = stored(stack, job.next_seq())
+    expected = run.expected
     assert queued > 0
     assert len(rows) == job.next_seq()  # every seq ever given out arrived, once
     assert_track(rows)
