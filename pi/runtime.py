@@ -11,10 +11,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from machikit.texts import say
 from pi.config import STATE_DIR, JobConfig
+
+if TYPE_CHECKING:  # imported when used: `--help` needs no paho
+    from pi.link import Link
 
 log = logging.getLogger(__name__)
 
@@ -100,21 +103,32 @@ def stop_on_signals(job: str) -> threading.Event:
     return stop
 
 
+def link_for(cfg: JobConfig) -> "Link":
+    """The job's MQTT link from its [device] and [broker] sections."""
+    from machikit import __version__
+    from pi.link import Link
+
+    device, broker = cfg.device, cfg.broker
+    return Link(device["town"], device["name"], broker["host"], broker["port"],
+                device["user"], device["password"], tls=broker["tls"],
+                cafile=broker["cafile"] or None, fw=__version__)  # "": the system's CAs
+
+
+def outbox_path(cfg: JobConfig) -> Path:
+    path = Path(cfg.settings["outbox"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def connect(cfg: JobConfig, stop: threading.Event) -> Callable[[str, dict], Any]:
     """The default publish() of the printer and snow jobs: put into the job's outbox (on
     disk at once) and wake the Sender thread, which sends it when the broker is there."""
-    from machikit import __version__
-    from pi.link import Link
     from pi.outbox import Outbox
     from pi.sender import Sender
 
-    device, broker = cfg.device, cfg.broker
-    path = Path(cfg.settings["outbox"])
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = outbox_path(cfg)
     outbox = Outbox(path)
-    link = Link(device["town"], device["name"], broker["host"], broker["port"],
-                device["user"], device["password"], tls=broker["tls"],
-                cafile=broker["cafile"] or None, fw=__version__)
+    link = link_for(cfg)
     wake = threading.Event()
     sender = Sender(path, link, wake)
     link.start()

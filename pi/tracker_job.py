@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import serial
 
-from machikit import __version__
 from machikit.texts import say
+from pi import runtime
+from pi.config import JobConfig
 from pi.gps.quality import Limits
 from pi.gps.reporting import Policy
-from pi.link import Link
 from pi.tracker import Tracker
 
 log = logging.getLogger("machikit.pi.gps")
@@ -74,18 +71,13 @@ class SerialLines:
         time.sleep(REOPEN_S / 4)
 
 
-def run(cfg: Any) -> int:
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    device, broker, gps = cfg.device, cfg.broker, cfg.gps
-    link = Link(device.town, device.name, broker.host, broker.port, device.user,
-                device.password, tls=broker.tls, cafile=broker.cafile, fw=__version__)
+def run(cfg: JobConfig) -> int:
+    stop = runtime.stop_on_signals("gps")  # systemctl stop: the link says offline itself
+    gps = cfg.gps
     source = SerialLines(gps.port, gps.baud, stop)
     policy = Policy(moving_s=gps.moving_s, parked_s=gps.parked_s, turn_deg=gps.turn_deg)
-    outbox = Path(gps.outbox)
-    outbox.parent.mkdir(parents=True, exist_ok=True)
-    log.info(say("gps_job_start", device=device.name, port=gps.port, outbox=outbox))
-    counts = Tracker(source.lines, outbox, link, Limits(), policy).run(stop)
+    outbox = runtime.outbox_path(cfg)
+    log.info(say("gps_job_start", device=cfg.device["name"], port=gps.port, outbox=outbox))
+    counts = Tracker(source.lines, outbox, runtime.link_for(cfg), Limits(), policy).run(stop)
     log.info(say("gps_job_stop", published=counts.published, fixes=counts.read.fixes))
     return 0
