@@ -4,6 +4,7 @@
     python3 quickstart.py demo [args...]       # the demo on the embedded default (no root)
     python3 quickstart.py test [pytest args]   # ruff, mypy (+ firmware), pytest, test services
     python3 quickstart.py machikit [args...]   # any `machikit` command, from the venv
+    python3 quickstart.py install [collector|dev]   # only set up the venv (default: collector)
 
 Standard library only: it runs before anything is installed, on Linux, macOS and
 Windows, with nothing but Python >= 3.11. It cannot import the project, so its
@@ -31,8 +32,8 @@ from pathlib import Path
 # key -> (日本語, English); shown as "日本語 / English" like machikit/texts.py.
 TEXTS: dict[str, tuple[str, str]] = {
     "usage": (
-        "使い方: python3 quickstart.py demo | test | machikit [引数...]",
-        "usage: python3 quickstart.py demo | test | machikit [args...]",
+        "使い方: python3 quickstart.py demo | test | machikit [引数...] | install [collector|dev]",
+        "usage: python3 quickstart.py demo | test | machikit [args...] | install [collector|dev]",
     ),
     "old_python": (
         "Python 3.11 以上が必要です (今は {version})",
@@ -70,7 +71,13 @@ TEXTS: dict[str, tuple[str, str]] = {
         "依存パッケージをインストール中 ({lock}) … 初回は数分かかります",
         "installing dependencies ({lock})... the first time takes a few minutes",
     ),
+    "installed": ("{venv} に準備できました", "{venv} is ready"),
     "install_failed": ("インストールに失敗しました", "the installation failed"),
+    "lock_incomplete": (
+        "{lock} に足りないパッケージがあります (上の一覧)。"
+        "requirements/update.sh で作り直してください",
+        "{lock} is missing packages (listed above); regenerate it with requirements/update.sh",
+    ),
     "need_root": (
         "テスト用サービスの起動には root が必要ですが、sudo がありません。"
         "root で実行するか、自前の TimescaleDB と Mosquitto の URL を"
@@ -97,7 +104,8 @@ TEXTS: dict[str, tuple[str, str]] = {
 }
 
 ROOT = Path(__file__).resolve().parent
-VENV = ROOT / ".venv"
+# MACHIKIT_VENV: somewhere else than .venv (the install test builds throwaway ones).
+VENV = Path(os.environ.get("MACHIKIT_VENV") or ROOT / ".venv").resolve()
 STAMP = VENV / "machikit-installed.txt"
 LOCKS = ROOT / "requirements"
 PIP_JSON = "https://pypi.org/pypi/pip/json"
@@ -218,16 +226,33 @@ def ensure_installed(lock: str, also_fine: tuple[str, ...] = ()) -> None:
     # Drop the stamp first: an interrupted install must not look finished.
     STAMP.unlink(missing_ok=True)
     say("installing", lock=f"requirements/{lock}.lock")
-    pip = [python, "-m", "pip", "--disable-pip-version-check"]
     try:
-        run([*pip, "install", "--quiet", "--require-hashes", "-r", str(LOCKS / f"{lock}.lock")])
-        # Setuptools' build warnings ("editable installation"...) are for packagers.
-        quiet_build = {**os.environ, "PYTHONWARNINGS": "ignore"}
-        run([*pip, "install", "--quiet", "--no-deps", "-e", str(ROOT)], env=quiet_build)
+        install_lock(python, LOCKS / f"{lock}.lock")
     except Failed:
         say("install_failed")
         raise
     STAMP.write_text(fingerprint(lock) + "\n", encoding="utf-8")
+
+
+def install_lock(python: str, lock: Path) -> None:
+    """Exactly the lock's files, then the project, without asking the index anything else.
+
+    --no-deps: pip installs the pinned, hash-checked files and resolves nothing, so
+    a release published today cannot change what a laptop gets (an older pip once
+    re-resolved an extra, pwdlib[argon2], to the newest release and refused). Then
+    `pip check` proves the lock was complete. The project is built with the lock's
+    setuptools (--no-build-isolation) instead of the newest one from the index."""
+    pip = [python, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    run([*pip, "install", "--quiet", "--require-hashes", "--no-deps", "-r", str(lock)])
+    check = subprocess.run([*pip, "check"], capture_output=True, text=True)
+    if check.returncode != 0:
+        sys.stderr.write(check.stdout + check.stderr)
+        say("lock_incomplete", lock=lock.name)
+        raise Failed(check.returncode)
+    # Setuptools' build warnings ("editable installation"...) are for packagers.
+    quiet_build = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    run([*pip, "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", str(ROOT)],
+        env=quiet_build)
 
 
 def has_pip(python: str) -> bool:
@@ -323,7 +348,16 @@ def test_services_env() -> dict[str, str]:
         raise Failed(1) from error
 
 
-COMMANDS = {"demo": cmd_demo, "test": cmd_test, "machikit": cmd_machikit}
+def cmd_install(args: list[str]) -> None:
+    lock = args[0] if args else "collector"
+    if args[1:] or not (LOCKS / f"{lock}.lock").is_file() or lock.startswith("stubs"):
+        say("usage")
+        raise Failed(2)
+    ensure_installed(lock)
+    say("installed", venv=VENV)
+
+
+COMMANDS = {"demo": cmd_demo, "test": cmd_test, "machikit": cmd_machikit, "install": cmd_install}
 
 
 def main(argv: list[str]) -> int:

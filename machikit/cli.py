@@ -7,6 +7,7 @@ loads the collector and a workshop laptop never needs PostgreSQL.
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -29,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                   "古いデータを今すぐ削除 / drop data past retention now"),
     "stats": ("collector.stats", "run_stats", "collector",
               "収集の統計を表示 / show collector counters"),
-    "bench": ("collector.bench", "run_bench", "collector",
+    "bench": ("collector.bench", "run_bench", "dev",
               "性能を測る (ingest, live, api) / benchmarks: ingest, live stream, API"),
     "device": ("collector.registry", "run_device", "collector",
                "機器の登録と認証情報 / device registry and credentials"),
@@ -67,13 +68,28 @@ def _add_options(name: str, module: str, parser: argparse.ArgumentParser) -> Non
     """Let each command module declare its own options with add_arguments()."""
     try:
         mod = importlib.import_module(module)
-    except ImportError:
-        parser.set_defaults(_missing_extra=COMMANDS[name][2])
+    except ModuleNotFoundError as err:
+        if not err.name or err.name.split(".")[0] in OWN_PACKAGES:
+            raise
+        parser.set_defaults(_missing_extra=COMMANDS[name][2], _missing_module=err.name)
         parser.add_argument("rest", nargs=argparse.REMAINDER)
         return
     add: Callable[[argparse.ArgumentParser], None] | None = getattr(mod, "add_arguments", None)
     if add:
         add(parser)
+
+
+# Which lock file brings each extra (requirements/README.md): a laptop's .venv has
+# collector.lock, everything but the developer tools.
+LOCK_OF_EXTRA = {"dev": "dev"}
+OWN_PACKAGES = ("machikit", "collector", "pi")
+
+
+def missing_extra(extra: str, module: str) -> str:
+    """One line that says what to install, with the command that works from a checkout."""
+    python = "py -3" if os.name == "nt" else "python3"
+    return say("missing_extra", module=module, extra=extra,
+               install=f"{python} quickstart.py install {LOCK_OF_EXTRA.get(extra, 'collector')}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,13 +99,19 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    module, func, extra, _help = COMMANDS[args.command]
     if getattr(args, "_missing_extra", None):
-        print(say("missing_extra", extra=args._missing_extra), file=sys.stderr)
+        print(missing_extra(extra, args._missing_module), file=sys.stderr)
         return 2
-    module, func, _extra, _help = COMMANDS[args.command]
-    handler = getattr(importlib.import_module(module), func)
     try:
+        handler = getattr(importlib.import_module(module), func)
         return int(handler(args) or 0)
     except KeyboardInterrupt:
         print(say("interrupted"), file=sys.stderr)
         return 130
+    except ModuleNotFoundError as err:
+        # A library imported only when the command runs (pynmea2 for gps-check…).
+        if not err.name or err.name.split(".")[0] in OWN_PACKAGES:
+            raise
+        print(missing_extra(extra, err.name), file=sys.stderr)
+        return 2

@@ -11,8 +11,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "interrupted": ("中断しました。", "Interrupted."),
     "stopped": ("停止しました。", "Stopped."),
     "missing_extra": (
-        "この機能には追加パッケージが必要です: pip install 'machikit[{extra}]'",
-        "This command needs extra packages: pip install 'machikit[{extra}]'",
+        "このコマンドに必要なパッケージ（{module}、{extra}）が入っていません。まちキットのフォルダーで: {install}",
+        "This command needs packages that are not installed ({module}, from {extra}). In the machikit folder run: {install}",
     ),
     # configuration
     "config_unreadable": (

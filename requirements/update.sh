@@ -3,9 +3,12 @@
 # ロックファイルを pyproject.toml の extras から作り直す。
 #
 # Maintainers only: users never need uv, quickstart.py installs these files with pip.
-# Run after changing an extra in pyproject.toml, or to take newer releases.
+# Run after changing an extra in pyproject.toml: the pins already in the locks stay.
+# Run with --upgrade to take the newest releases of everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+upgrade=()
+if [ "${1:-}" = "--upgrade" ]; then upgrade=(--upgrade); fi
 
 # uv is a maintainer tool: use the one on PATH, else put it in a scratch venv.
 UV=${UV:-$(command -v uv || true)}
@@ -25,11 +28,18 @@ compile() {
         --universal --python-version 3.11 --generate-hashes \
         --default-index https://pypi.org/simple \
         --custom-compile-command "requirements/update.sh" \
-        --upgrade --quiet --output-file "$out"
+        "${upgrade[@]}" --quiet --output-file "$out"
 }
 
-compile requirements/collector.lock pyproject.toml --extra collector --extra workshop --extra grafana
-compile requirements/dev.lock pyproject.toml --extra collector --extra pi --extra workshop --extra grafana --extra dev
+# build.in: the build backend, so quickstart.py can install the project without the index.
+# collector.lock is what `demo` and every staff command on a laptop need (the pi extra too:
+# `machikit pi gps-check` checks a receiver's log before a town buys twenty of them).
+compile requirements/collector.lock pyproject.toml requirements/build.in \
+    --extra collector --extra pi --extra workshop --extra grafana
+# pi.lock: a Raspberry Pi (docs/pi.md) installs only what its jobs need.
+compile requirements/pi.lock pyproject.toml requirements/build.in --extra pi
+compile requirements/dev.lock pyproject.toml requirements/build.in \
+    --extra collector --extra pi --extra workshop --extra grafana --extra dev
 # MicroPython's stubs shadow CPython's own modules (time, socket...), so they never go into
 # the venv: tools/check_firmware_types.py installs each board's set into a folder of its own.
 for board in rp2 esp32; do

@@ -46,11 +46,8 @@ def run_grafana(args: argparse.Namespace) -> int:
 # --- push ---------------------------------------------------------------------------------
 
 def run_push(args: argparse.Namespace) -> int:
-    try:
-        from machikit.grafana import push
-    except ImportError:  # grafana-client is in the `grafana` extra only
-        print(say("missing_extra", extra="grafana"), file=sys.stderr)
-        return 2
+    from machikit.grafana import push  # grafana-client: machikit/cli.py says if it is missing
+
     # Secrets come from the environment: a command-line argument would stay in shell history.
     token = os.environ.get(TOKEN_ENV, "").strip()
     password = os.environ.get(DB_PASSWORD_ENV, "")
