@@ -140,7 +140,7 @@ def write_broker_files(storage: Storage, out_dir: Path,
     credentials.write_password_file(passwd, users)
     temporary = acl.with_suffix(".tmp")
     temporary.touch(mode=0o600)
-    temporary.write_text(acl_text(accounts), "utf-8")
+    temporary.write_text(acl_text(accounts), encoding="utf-8", newline="\n")
     temporary.replace(acl)
     return passwd, acl
 

@@ -55,5 +55,6 @@ def write_password_file(path: Path, users: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     temporary.touch(mode=0o600)
-    temporary.write_text("".join(f"{u}:{h}\n" for u, h in sorted(users.items())), "utf-8")
+    lines = "".join(f"{u}:{h}\n" for u, h in sorted(users.items()))
+    temporary.write_text(lines, encoding="utf-8", newline="\n")  # Mosquitto reads "\n" ends
     temporary.replace(path)

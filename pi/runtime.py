@@ -67,14 +67,15 @@ def boot_number(state_dir: Path | None = None) -> int:
     state_dir = state_dir or STATE_DIR
     record = state_dir / "boot.json"
     try:
-        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
         known: dict[str, Any] = {"id": "", "boot": 0}
         if record.exists():
-            known = json.loads(record.read_text())
+            known = json.loads(record.read_text(encoding="utf-8"))
         if known["id"] != boot_id:
             known = {"id": boot_id, "boot": int(known["boot"]) + 1}
             state_dir.mkdir(parents=True, exist_ok=True)
-            record.with_suffix(".tmp").write_text(json.dumps(known))
+            record.with_suffix(".tmp").write_text(json.dumps(known), encoding="utf-8",
+                                                  newline="\n")
             record.with_suffix(".tmp").replace(record)
         return int(known["boot"])
     except (OSError, ValueError, KeyError, TypeError):

@@ -123,7 +123,8 @@ def install_job(job: str, root: Path | None = None, user: str = DEFAULT_USER,
     created = _write_config(job, config_file, user if real else None, out)
     unit = _under(root, UNIT_DIR / unit_name(job))
     unit.parent.mkdir(parents=True, exist_ok=True)
-    unit.write_text(unit_text(job, user, python, groups, _pin_factory(job, config_file)))
+    unit.write_text(unit_text(job, user, python, groups, _pin_factory(job, config_file)),
+                    encoding="utf-8", newline="\n")
     unit.chmod(0o644)
     out(say("pi_unit_written", path=unit))
     commands = [["daemon-reload"], ["enable", "--now", unit_name(job)]]
@@ -200,7 +201,7 @@ def _write_config(job: str, path: Path, owner: str | None, out: Say) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Created 0600 from the start, so the password is never readable by others.
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+    with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(jobconfig.example(job))
     if owner:
         with contextlib.suppress(LookupError, OSError):
@@ -230,7 +231,8 @@ def _pin_factory(job: str, path: Path) -> str:
 
 
 def _systemctl(command: list[str], out: Say) -> bool:
-    done = subprocess.run(["systemctl", *command], capture_output=True, text=True, check=False)
+    done = subprocess.run(["systemctl", *command], capture_output=True, text=True,
+                          encoding="utf-8", errors="replace", check=False)
     if done.returncode != 0:
         out(say("pi_systemctl_failed", command=" ".join(command), detail=done.stderr.strip()))
     return done.returncode == 0

@@ -91,12 +91,12 @@ class Thermometer:
             return None
         try:
             if (found / "w1_slave").exists():
-                crc, data = (found / "w1_slave").read_text().splitlines()[:2]
+                crc, data = (found / "w1_slave").read_text(encoding="ascii").splitlines()[:2]
                 if not crc.strip().endswith("YES"):
                     return None  # a bad CRC on a long cable: try again next time
                 milli = int(data.rsplit("t=", 1)[1])
             else:
-                milli = int((found / "temperature").read_text())
+                milli = int((found / "temperature").read_text(encoding="ascii"))
         except (OSError, ValueError, IndexError):
             return None
         return None if milli == 85000 else milli / 1000
@@ -201,7 +201,7 @@ def _problem(code: str) -> tuple[str, dict]:
 
 def load_mount(path: Path, default: float) -> float:
     try:
-        return float(json.loads(path.read_text())["mount_cm"])
+        return float(json.loads(path.read_text(encoding="utf-8"))["mount_cm"])
     except FileNotFoundError:
         return default  # never calibrated: the config's height
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -213,7 +213,8 @@ def save_mount(path: Path, mount_cm: float) -> None:
     """Write-then-rename: a power cut leaves the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"mount_cm": mount_cm}) + "\n")
+    temporary.write_text(json.dumps({"mount_cm": mount_cm}) + "\n", encoding="utf-8",
+                         newline="\n")
     temporary.replace(path)
 
 

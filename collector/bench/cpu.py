@@ -89,7 +89,7 @@ def tcp_retransmits() -> int | None:
     """Segments the kernel sent again, machine-wide (Linux): on loopback, a
     retransmission means a dropped packet and ≥ 200 ms (the minimum RTO) lost."""
     try:
-        with open("/proc/net/snmp") as f:
+        with open("/proc/net/snmp", encoding="ascii") as f:
             head, values = [line.split() for line in f if line.startswith("Tcp:")][:2]
     except (OSError, ValueError):
         return None

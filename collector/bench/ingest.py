@@ -27,7 +27,8 @@ def run_ingest(args: argparse.Namespace, command: str) -> int:
     report = run_plan(plan)
     print(render(report))
     if plan.json_path:
-        plan.json_path.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+        plan.json_path.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n",
+                                   encoding="utf-8", newline="\n")
         print(say("bench_saved", path=plan.json_path))
     return 0 if all_exactly_once(report) else 1
 

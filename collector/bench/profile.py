@@ -44,7 +44,7 @@ def summarize(path: Path, top: int = 12, labels: dict[str, str] | None = None) -
     own: Counter[str] = Counter()
     inner: dict[str, Counter[str]] = defaultdict(Counter)
     samples = waiting = 0
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         stack, _, count_text = line.rpartition(" ")
         frames, count = stack.split(";"), int(count_text)
         names = [_name(f) for f in frames[1:]]  # frames[0]: 'thread (tid): name'

@@ -33,7 +33,8 @@ def run_web(args: argparse.Namespace, command: str) -> int:
         text = render_api(report)
     print(text)
     if plan.json_path:
-        plan.json_path.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+        plan.json_path.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n",
+                                   encoding="utf-8", newline="\n")
         print(say("bench_saved", path=plan.json_path))
     return 0
 

@@ -50,7 +50,7 @@ class CollectorWorker:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        with self.log.open("a") as out:
+        with self.log.open("ab") as out:  # only handed to the child as its stdout
             self.proc = subprocess.Popen(
                 [*self.wrapper, sys.executable, "-m", "machikit", self.command, *self.args],
                 env=self.env, cwd=self.log.parent, stdout=out, stderr=subprocess.STDOUT)
@@ -81,7 +81,8 @@ class CollectorWorker:
     def log_tail(self, lines: int = 20) -> str:
         if not self.log.exists():
             return "(not started)"
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
 
 
 def _signal_children(pid: int, sig: int) -> None:

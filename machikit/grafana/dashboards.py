@@ -122,7 +122,7 @@ def write_json(out_dir: Path) -> list[Path]:
     written = []
     for uid, model in sorted(all_dashboards().items()):
         path = out_dir / f"{uid}.json"
-        path.write_text(to_json(model), encoding="utf-8")
+        path.write_text(to_json(model), encoding="utf-8", newline="\n")
         written.append(path)
     return written
 

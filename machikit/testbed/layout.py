@@ -84,7 +84,7 @@ def locked(layout: Layout) -> Iterator[None]:
         layout.base.mkdir(parents=True)
         # 0755 whatever the umask: non-root test runs read env.json and run bin/micropython
         layout.base.chmod(0o755)
-    with open(layout.base / ".lock", "w") as handle:
+    with open(layout.base / ".lock", "wb") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
@@ -92,7 +92,7 @@ def locked(layout: Layout) -> Iterator[None]:
 def load_secrets(layout: Layout) -> dict[str, str]:
     """Generated once and reused, so URLs stay valid across `up`s and rebuilds."""
     path = layout.secrets_file
-    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    stored: dict[str, str] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     missing = [key for key in SECRET_KEYS if not stored.get(key)]
     if missing:
         # token_hex: safe inside URLs, SQL literals and config files without quoting.
@@ -121,7 +121,7 @@ def write_env(layout: Layout, env: dict[str, str]) -> None:
 
 def read_env(layout: Layout) -> dict[str, str] | None:
     try:
-        data = json.loads(layout.env_file.read_text())
+        data = json.loads(layout.env_file.read_text(encoding="utf-8"))
     except (FileNotFoundError, PermissionError, json.JSONDecodeError):
         return None
     return {str(key): str(value) for key, value in data.items()}
@@ -131,7 +131,7 @@ def _write_private(path: Path, text: str, mode: int) -> None:
     """Write atomically with the final mode from the start (no window where it is wider)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as handle:
+    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
     os.chmod(tmp, mode)  # O_CREAT honours the umask; make the mode exact
     os.replace(tmp, path)

@@ -62,6 +62,6 @@ def install(layout: Layout) -> Path:
     path = layout.micropython
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(0o755)
-    path.write_text(wrapper_text(layout.root))
+    path.write_text(wrapper_text(layout.root), encoding="utf-8", newline="\n")
     path.chmod(0o755)
     return path

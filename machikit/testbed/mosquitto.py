@@ -61,9 +61,9 @@ def write_config(layout: Layout, port: int) -> bool:
         chown(layout.root, layout.host(inner), "mosquitto", 0o755)
     path = layout.host(CONF)
     text = config_text(port)
-    if path.exists() and path.read_text() == text:
+    if path.exists() and path.read_text(encoding="utf-8") == text:
         return False
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8", newline="\n")
     path.chmod(0o644)
     return True
 
@@ -79,14 +79,14 @@ def write_passwd(layout: Layout, password: str) -> None:
 
 def pid(layout: Layout) -> int | None:
     try:
-        number = int(layout.host(PID).read_text().split()[0])
+        number = int(layout.host(PID).read_text(encoding="ascii").split()[0])
     except (OSError, ValueError, IndexError):
         return None
     return number if runs_in(number, layout.root, "mosquitto") else None
 
 
 def configured_port(layout: Layout) -> int | None:
-    for line in layout.host(CONF).read_text().splitlines():
+    for line in layout.host(CONF).read_text(encoding="utf-8").splitlines():
         if line.startswith("listener "):
             return int(line.split()[1])
     return None

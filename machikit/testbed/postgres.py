@@ -45,7 +45,8 @@ def initdb(layout: Layout) -> None:
     if result.returncode:
         raise TestbedError("initdb", result.stdout + result.stderr)
     conf = layout.host(f"{DATA}/postgresql.conf")
-    conf.write_text(conf.read_text() + f"\n# machikit test bed settings\n{INCLUDE}\n")
+    settings = f"\n# machikit test bed settings\n{INCLUDE}\n"
+    conf.write_text(conf.read_text(encoding="utf-8") + settings, encoding="utf-8", newline="\n")
 
 
 def _dsm_type(layout: Layout) -> str:
@@ -75,16 +76,16 @@ def write_config(layout: Layout, port: int) -> bool:
     """True if the config changed (a running server must restart to pick it up)."""
     path = layout.host(f"{DATA}/machikit.conf")
     text = config_text(layout, port)
-    if path.exists() and path.read_text() == text:
+    if path.exists() and path.read_text(encoding="utf-8") == text:
         return False
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8", newline="\n")
     chown(layout.root, path, "postgres", 0o600)
     return True
 
 
 def _pidfile(layout: Layout) -> list[str]:
     try:
-        return layout.host(f"{DATA}/postmaster.pid").read_text().splitlines()
+        return layout.host(f"{DATA}/postmaster.pid").read_text(encoding="utf-8").splitlines()
     except OSError:  # absent, or not root (the data dir is 0700 postgres)
         return []
 

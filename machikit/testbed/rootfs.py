@@ -28,7 +28,7 @@ def wanted_marker() -> dict[str, object]:
 
 def is_current(root: Path) -> bool:
     try:
-        return bool(json.loads((root / MARKER).read_text()) == wanted_marker())
+        return bool(json.loads((root / MARKER).read_text(encoding="utf-8")) == wanted_marker())
     except (OSError, ValueError):
         return False
 
@@ -40,13 +40,14 @@ def mirror() -> str:
 def build(layout: Layout) -> None:
     """Build into root.build, then swap it in. The caller stops servers first."""
     discard(layout.build)
-    layout.build_log.write_text("")
+    layout.build_log.write_bytes(b"")
     _ensure_debootstrap(layout)
     _logged(layout, "debootstrap", [
         "debootstrap", "--variant=minbase", SUITE, str(layout.build), mirror()])
     _prepare(layout.build)
     _install(layout)
-    (layout.build / MARKER).write_text(json.dumps(wanted_marker(), indent=2) + "\n")
+    (layout.build / MARKER).write_text(json.dumps(wanted_marker(), indent=2) + "\n",
+                                      encoding="utf-8", newline="\n")
     layout.build.chmod(0o755)  # the MicroPython wrapper runs as any user
     old = layout.base / "root.old"
     if layout.root.exists():
@@ -73,12 +74,14 @@ def install_on_host(layout: Layout, package: str) -> None:
 def _prepare(root: Path) -> None:
     # Maintainer scripts must not start daemons inside the root during the build.
     policy = root / "usr/sbin/policy-rc.d"
-    policy.write_text("#!/bin/sh\n# machikit test bed: never start services here\nexit 101\n")
+    policy.write_text("#!/bin/sh\n# machikit test bed: never start services here\nexit 101\n",
+                      encoding="utf-8", newline="\n")
     policy.chmod(0o755)
     # postgresql-common would initdb a "main" cluster we never use (time and 40 MB).
     conf = root / "etc/postgresql-common/createcluster.d"
     conf.mkdir(parents=True, exist_ok=True)
-    (conf / "machikit.conf").write_text("create_main_cluster = false\n")
+    (conf / "machikit.conf").write_text("create_main_cluster = false\n", encoding="utf-8",
+                                       newline="\n")
 
 
 def _install(layout: Layout) -> None:
@@ -101,7 +104,7 @@ def _logged(
     check: bool = True,
 ) -> bool:
     """Run one build step with output into build.log (a cold build is chatty)."""
-    with open(layout.build_log, "a") as log:
+    with open(layout.build_log, "a", encoding="utf-8", newline="\n") as log:
         log.write(f"\n### {step}: {' '.join(argv)}\n")
         log.flush()
         result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log,
@@ -114,7 +117,7 @@ def _logged(
 def _mounts_under(path: Path) -> list[str]:
     prefix = str(path.resolve())
     found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+    for line in Path("/proc/self/mountinfo").read_text(encoding="utf-8").splitlines():
         point = line.split()[4].replace("\\040", " ")
         if point == prefix or point.startswith(prefix + "/"):
             found.append(point)

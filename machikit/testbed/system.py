@@ -33,7 +33,7 @@ class TestbedError(RuntimeError):
 
 def ids(root: Path, user: str) -> tuple[int, int]:
     """uid/gid of a user *of the root* (the host may not have it, or number it differently)."""
-    for line in (root / "etc/passwd").read_text().splitlines():
+    for line in (root / "etc/passwd").read_text(encoding="utf-8").splitlines():
         fields = line.split(":")
         if fields[0] == user:
             return int(fields[2]), int(fields[3])
@@ -53,7 +53,7 @@ def run_in_root(
     timeout: float = 120, env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        chroot_cmd(root, argv, user), input=stdin, capture_output=True, text=True,
+        chroot_cmd(root, argv, user), input=stdin, capture_output=True, text=True, encoding="utf-8",
         env={**ROOT_ENV, **(env or {})}, cwd="/", timeout=timeout, check=False,
     )
 
@@ -67,7 +67,7 @@ def chown(root: Path, path: Path, user: str, mode: int) -> None:
 def _state(pid: int) -> str | None:
     """Kernel state letter, None if the pid is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
     except (FileNotFoundError, ProcessLookupError):
         return None
     return stat.rsplit(")", 1)[1].split()[0]
@@ -85,7 +85,7 @@ def runs_in(pid: int, root: Path, name: str) -> bool:
     if not alive(pid):
         return False
     try:
-        if Path(f"/proc/{pid}/comm").read_text().strip() != name:
+        if Path(f"/proc/{pid}/comm").read_text(encoding="utf-8").strip() != name:
             return False
         return os.readlink(f"/proc/{pid}/root") == str(root.resolve())
     except PermissionError:
@@ -125,7 +125,7 @@ def terminate(pid: int, timeout: float) -> None:
 
 def tail(path: Path, lines: int = 30) -> str:
     try:
-        text = path.read_text(errors="replace")
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         return f"({path}: {exc})"
     return "\n".join(text.splitlines()[-lines:])
