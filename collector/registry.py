@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.broker import COLLECTOR_USER
+from collector.broker import COLLECTOR_USER, broker_dir
 from collector.policy import SENSOR_KINDS, VEHICLE_KINDS, parse_area, parse_hours
-from collector.settings import load_settings
+from collector.settings import Settings, load_settings
 from collector.stats import STATS_TOPIC
 from collector.storage import Storage, StorageUnavailable, open_storage
 from collector.storage.base import DeviceAccount
@@ -179,10 +179,13 @@ def _town_name(parser: argparse.ArgumentParser) -> None:
 
 
 def run_device(args: argparse.Namespace) -> int:
-    storage = open_storage(load_settings(args.config).database())
+    settings = load_settings(args.config)
+    storage = open_storage(settings.database())
     try:
         storage.migrate()
         print(ACTIONS[args.action](storage, args))
+        if args.action in CHANGES_CREDENTIALS:
+            print(apply_to_broker(storage, settings))
     except RegistryError as err:
         print(err, file=sys.stderr)
         return 2
@@ -268,8 +271,27 @@ def _password(storage: Storage, args: argparse.Namespace) -> str:
 def _broker_files(storage: Storage, args: argparse.Namespace) -> str:
     # Service users (collector, dashboard, admin) already in the file are kept.
     passwd, acl = write_broker_files(storage, args.out, service_users(args.out / "passwd"))
-    return say("device_broker_files", passwd=passwd, acl=acl)
+    settings = load_settings(args.config)
+    embedded = settings.embedded_broker and \
+        Path(args.out).resolve() == broker_dir(settings.data_dir).resolve()
+    return say("device_broker_files_embedded" if embedded else "device_broker_files",
+               passwd=passwd, acl=acl)
 
 
 ACTIONS = {"add": _add, "list": _list, "show": _show, "revoke": _revoke,
            "password": _password, "broker-files": _broker_files}
+CHANGES_CREDENTIALS = ("add", "revoke", "password")
+
+
+def apply_to_broker(storage: Storage, settings: Settings) -> str:
+    """How a change reaches the broker in use. The embedded broker re-reads its files
+    when they change, so once a town uses them there (an acl file exists) they are
+    rewritten at once; Mosquitto needs the files written where it reads them, then a
+    reload."""
+    if not settings.embedded_broker:
+        return say("device_apply_mosquitto")
+    folder = broker_dir(settings.data_dir)
+    if (folder / "acl").exists():
+        write_broker_files(storage, folder, service_users(folder / "passwd"))
+        return say("device_applied_embedded", folder=folder)
+    return say("device_apply_embedded", folder=folder)

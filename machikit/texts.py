@@ -79,8 +79,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     # public API and web server (collector/api)
     "web_ready": ("公開地図とAPI: {url}", "Public map and API: {url}"),
     "web_failed": (
-        "Webサーバーを {host}:{port} で起動できません（ポートが使用中？ 設定 web.port）: {detail}",
-        "Cannot start the web server on {host}:{port} (port in use? setting web.port): {detail}",
+        "Webサーバーを {host}:{port} で起動できません（ポートが使用中？ 設定 web.port、環境変数 MACHIKIT_WEB__PORT）: {detail}",
+        "Cannot start the web server on {host}:{port} (port in use? setting web.port, environment variable MACHIKIT_WEB__PORT): {detail}",
     ),
     "api_description": (
         "まちキットの公開API。公開ポリシーが許すものだけを返します（docs/api.md）。",
@@ -116,8 +116,8 @@ TEXTS: dict[str, tuple[str, str]] = {
         "machikit server is running. MQTT: {mqtt}  data: {database}  Press Ctrl-C to stop.",
     ),
     "port_in_use": (
-        "ポート {port} は使用中です。別のサーバーが動いていませんか？（MACHIKIT_MQTT_URL で変更可）",
-        "Port {port} is already in use. Is another server running? (change it with MACHIKIT_MQTT_URL)",
+        "ポート {port} は使用中です。別のサーバー（machikit や Mosquitto）が動いていませんか？ 内蔵ブローカーのポートは設定 embedded_mqtt_port（環境変数 MACHIKIT_EMBEDDED_MQTT_PORT）で変えられます",
+        "Port {port} is already in use. Is another server (machikit or Mosquitto) running? The embedded broker's port is the setting embedded_mqtt_port (environment variable MACHIKIT_EMBEDDED_MQTT_PORT)",
     ),
     "demo_intro": (
         "デモ: 室蘭市の模擬の機器 {count} 台（実在の路線を走るバス・ごみ収集車・祭りの屋台・積雪計2台・窓口プリンターの取り忘れブザー）がデータを送ります。",
@@ -297,9 +297,13 @@ TEXTS: dict[str, tuple[str, str]] = {
     "device_unknown": ("機器 {town}/{name} は登録されていません", "No device {town}/{name} is registered"),
     "device_added": ("機器 {town}/{name} を登録しました。MQTTユーザー名: {user}", "Registered the device {town}/{name}. MQTT user: {user}"),
     "device_password_once": ("パスワード（表示はこの一度だけです。控えてください）: {password}", "Password (shown only this once; write it down): {password}"),
-    "device_new_password": ("{user} の新しいパスワードを作りました。ブローカー用ファイルを作り直して再読み込みすると古いパスワードは使えなくなります。", "Made a new password for {user}. The old one stops working once the broker files are rewritten and reloaded."),
-    "device_revoked": ("機器 {town}/{name} を無効にしました。ブローカー用ファイルを作り直して再読み込み (SIGHUP) すると接続できなくなります。", "Revoked the device {town}/{name}. It is refused once the broker files are rewritten and reloaded (SIGHUP)."),
-    "device_broker_files": ("ブローカー用ファイルを書きました: {passwd}, {acl}（Mosquitto に SIGHUP を送ると反映されます）", "Wrote the broker files {passwd} and {acl} (send Mosquitto a SIGHUP to apply them)"),
+    "device_new_password": ("{user} の新しいパスワードを作りました。ブローカーに反映すると古いパスワードは使えなくなります。", "Made a new password for {user}. The old one stops working once the broker has the change."),
+    "device_revoked": ("機器 {town}/{name} を無効にしました。ブローカーに反映すると接続できなくなります。", "Revoked the device {town}/{name}. It is refused once the broker has the change."),
+    "device_broker_files": ("ブローカー用ファイルを書きました: {passwd}, {acl}。Mosquitto に読み直させてください: sudo systemctl reload mosquitto（Docker なら docker compose kill -s SIGHUP mosquitto）", "Wrote the broker files {passwd} and {acl}. Make Mosquitto read them again: sudo systemctl reload mosquitto (Docker: docker compose kill -s SIGHUP mosquitto)"),
+    "device_broker_files_embedded": ("内蔵ブローカー用のファイルを書きました: {passwd}, {acl}。すぐに使われます（再起動は不要）", "Wrote the embedded broker's files {passwd} and {acl}. They apply at once (no restart)"),
+    "device_applied_embedded": ("内蔵ブローカーに反映しました（{folder}、再起動は不要）", "Applied to the embedded broker ({folder}; no restart)"),
+    "device_apply_embedded": ("内蔵ブローカーで機器ごとのパスワードを使うには: machikit device broker-files --out {folder}（すぐに使われます。再起動は不要）", "To use per-device passwords on the embedded broker: machikit device broker-files --out {folder} (applies at once, no restart)"),
+    "device_apply_mosquitto": ("Mosquitto に反映するには: machikit device broker-files --out /etc/mosquitto/machikit のあと sudo systemctl reload mosquitto", "To apply it to Mosquitto: machikit device broker-files --out /etc/mosquitto/machikit, then sudo systemctl reload mosquitto"),
     "device_list_empty": ("登録された機器はありません", "No devices are registered"),
     "device_col_town": ("町", "town"),
     "device_col_name": ("名前", "name"),
@@ -343,6 +347,26 @@ TEXTS: dict[str, tuple[str, str]] = {
     "workshop_online": ("オンライン", "online"),
     "workshop_offline": ("オフライン", "offline"),
     "workshop_status_total": ("オンライン {online}/{total} 台（Ctrl-C で終了）", "{online} of {total} online (Ctrl-C to stop)"),
+    # workshop on the LAN (machikit workshop serve / labels; the flash and status defaults)
+    "workshop_serve_ready": ("講習会のサーバーが動いています。ボードの接続先（ブローカー）: {host}、ポート {mqtt_port}（暗号化なしの MQTT。持参したアクセスポイントの中だけで使います）", "The workshop server is running. Boards connect to the broker at {host}, port {mqtt_port} (plain MQTT: for the workshop's own access point only)"),
+    "workshop_serve_map": ("スマホで地図を開くアドレス（同じ Wi-Fi につないで）: {url}", "Phones on the same Wi-Fi open the map at: {url}"),
+    "workshop_serve_next": ("次は別の画面で: machikit workshop flash（書き込み）、machikit workshop status（だれがオンラインか）。止めるには Ctrl-C", "Next, in another window: machikit workshop flash (flashing), machikit workshop status (who is online). Ctrl-C stops the server"),
+    "workshop_serve_external": ("workshop serve は内蔵ブローカーで動きます。設定に mqtt_url（町のブローカー）があるときは、そのブローカーのアドレスを machikit workshop flash --broker-host に指定してください", "workshop serve runs the embedded broker. With mqtt_url set (a town broker), give that broker's address to machikit workshop flash --broker-host instead"),
+    "workshop_no_lan_address": ("このPCのLANのアドレスが分かりません。Wi-Fi につながっているか確かめて、--host にアドレス（例 192.168.10.2）を指定してください", "Cannot tell this laptop's address on the local network. Check that it is on the Wi-Fi, then give the address with --host (e.g. 192.168.10.2)"),
+    "workshop_no_broker_host": ("ボードの接続先が分かりません。先に machikit workshop serve を起動するか、--broker-host にアドレスを指定してください", "No broker address for the boards. Start machikit workshop serve first, or give --broker-host"),
+    "workshop_loopback_broker": ("{host} はボードから見るとボード自身のことです。講師のPCの LAN のアドレス（machikit workshop serve が表示するもの）を使ってください", "To a board, {host} means the board itself. Use the laptop's LAN address (the one machikit workshop serve prints)"),
+    "workshop_no_watch_url": ("状態を見るための接続先が分かりません。先に machikit workshop serve を起動するか、--mqtt-url を指定してください", "Nothing to watch the statuses with. Start machikit workshop serve first, or give --mqtt-url"),
+    "workshop_no_map_url": ("地図のアドレスが分かりません。先に machikit workshop serve を起動するか、--map-url を指定してください", "No map address. Start machikit workshop serve first, or give --map-url"),
+    "workshop_labels_done": ("ラベルを印刷し直しました: {labels}（{pages}ページ、QR コード: {url}）", "Labels written again: {labels} ({pages} pages, QR codes: {url})"),
+    "workshop_labels_stale": ("ラベルの QR コードは {printed} を指していますが、今の地図は {now} です。machikit workshop labels で印刷し直してください", "The labels' QR codes point to {printed}, but the map is at {now} now. Print them again with machikit workshop labels"),
+    "workshop_bad_place": ("会場の位置 {value!r} が読めません。緯度,経度 で書いてください（例 37.1275,138.7590）", "Cannot read the place {value!r}: write latitude,longitude (e.g. 37.1275,138.7590)"),
+    "workshop_brokerfiles_done": ("内蔵ブローカーのユーザーと権限を書きました（{folder}）。すぐに使えます", "Wrote the embedded broker's users and topic rules ({folder}); they apply at once"),
+    # firewall warnings (machikit workshop serve)
+    "firewall_windows": ("Windows のファイアウォールがボードとスマホの接続を止めるかもしれません。初めて起動したときの「Windows セキュリティの重要な警告」では「プライベート ネットワーク」を選んで許可します。出なかったときや拒否したときは、管理者として開いた PowerShell で次の2行を実行してください（今の Wi-Fi をプライベート ネットワークにして、2つのポートを開けます）:", "Windows Defender Firewall may block the boards and phones. At the first start, answer the Windows Security Alert with \"Private networks\" and Allow. If it did not appear or was refused, run these two lines in PowerShell opened as administrator (makes the current Wi-Fi a private network and opens the two ports):"),
+    "firewall_windows_after": ("講習会が終わったら閉じます: Remove-NetFirewallRule -DisplayName '{rule}'", "Close them after the workshop: Remove-NetFirewallRule -DisplayName '{rule}'"),
+    "firewall_macos": ("macOS のファイアウォールが有効です。「受信接続を許可しますか？」と聞かれたら Python に「許可」を選んでください（システム設定 → ネットワーク → ファイアウォール → オプション）", "The macOS firewall is on. When asked whether Python may accept incoming connections, choose Allow (System Settings → Network → Firewall → Options)"),
+    "firewall_ufw": ("ufw（ファイアウォール）がボードとスマホの接続を止めています。次を実行してください:", "ufw (the firewall) blocks the boards and phones. Run:"),
+    "firewall_firewalld": ("firewalld がボードとスマホの接続を止めています。次を実行してください:", "firewalld blocks the boards and phones. Run:"),
     # flashing boards (machikit/flash/)
     "flash_no_port": ("ポート {port} が見つかりません。USBケーブル（充電専用でないもの）を確かめてください。ESP32 を Windows で使うなら CP210x（Silicon Labs）か CH340（WCH）のドライバーを入れてください", "Port {port} not found. Check the USB cable (a data cable, not charge-only); ESP32 on Windows: install the CP210x (Silicon Labs) or CH340 (WCH) driver"),
     "flash_port_busy": ("ポート {port} は使用中です。Thonny など、ボードにつないでいる他のプログラムを閉じてください", "Port {port} is busy. Close Thonny or any other program connected to the board"),
@@ -500,6 +524,15 @@ TEXTS: dict[str, tuple[str, str]] = {
                        "{buffered} waiting, {published} positions queued, {online}"),
     "tracker_online": ("オンライン", "online"),
     "tracker_offline": ("オフライン（データは保存しています）", "offline (data is kept)"),
+    # Python 3.13 run of the client tests (machikit dev py313)
+    "py313_no_python": (
+        "テスト用の Debian 13 環境に Python がありません（{path}）。machikit dev services up を実行してください。",
+        "The test bed root has no Python ({path}). Run: machikit dev services up",
+    ),
+    "py313_no_checkout": (
+        "テストのあるチェックアウトから実行してください（{path} に tests/ がありません）。",
+        "Run this from a checkout with its tests ({path} has no tests/).",
+    ),
 }
 
 

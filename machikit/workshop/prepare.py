@@ -26,8 +26,11 @@ LABELS_FILE = "labels.pdf"
 
 
 def prepare(roster_path: Path, town: str, storage: Storage, out_dir: Path, map_url: str,
-            wifi_ssid: str, report: Callable[[str], None] = print) -> list[dict]:
-    """Register the roster's devices; returns devices.json's entries (with passwords)."""
+            wifi_ssid: str, report: Callable[[str], None] = print,
+            place: tuple[float, float] | None = None) -> list[dict]:
+    """Register the roster's devices; returns devices.json's entries (with passwords).
+    place: where the workshop is; public snow gauges show there on the map (a gauge has
+    no GPS: the map needs to be told where it stands)."""
     from collector import registry  # the collector's registry (issue 6), only when used
 
     rows = read_roster(roster_path)
@@ -41,7 +44,9 @@ def prepare(roster_path: Path, town: str, storage: Storage, out_dir: Path, map_u
         if row.device in entries:
             report(say("workshop_prepare_exists", device=row.device))
             continue
-        new = registry.add_device(storage, town, row.device, KINDS[row.app], public=row.public)
+        settings = {"location": list(place)} if place and row.app == "snow" else None
+        new = registry.add_device(storage, town, row.device, KINDS[row.app], public=row.public,
+                                  settings=settings)
         entries[row.device] = _entry(row, new.user, new.password)
         save_devices(path, town, map_url, wifi_ssid, list(entries.values()))
         report(say("workshop_prepare_added", device=row.device, participant=row.participant))
@@ -81,6 +86,17 @@ def _check_not_orphaned(rows: list[RosterRow], known: dict[str, Any], storage: S
         raise RosterError(problems)
 
 
+def reprint_labels(devices_path: Path, map_url: str) -> tuple[Path, int]:
+    """labels.pdf again, with the map's address as it is now (after `workshop serve`);
+    devices.json remembers it, so the serve's check knows the labels are current."""
+    data = load_devices(devices_path)
+    save_devices(devices_path, data["town"], map_url, data["wifi_ssid"], data["devices"])
+    path = Path(devices_path).parent / LABELS_FILE
+    pages = write_labels(path, labels(data["devices"], data["town"], map_url,
+                                      data["wifi_ssid"]))
+    return path, pages
+
+
 def labels(entries: list[dict], town: str, map_url: str, wifi_ssid: str) -> list[Label]:
     return [Label(entry["participant"], entry["device"], town, entry["app"], entry["user"],
                   wifi_ssid, device_url(map_url, entry["device"])) for entry in entries]
@@ -108,7 +124,7 @@ def write_secret(path: Path, text: str) -> None:
     On Windows the mode is ignored: the file is as private as the user's folder."""
     temporary = Path(str(path) + ".tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
     os.chmod(temporary, 0o600)  # an older .tmp left behind kept its mode
     os.replace(temporary, path)

@@ -34,7 +34,9 @@ class StatusWatch:
         self.subscribed = threading.Event()
         self.refused: str | None = None
         self.target = target = parse_mqtt_url(mqtt_url)
-        self.client = make_client(target, f"machikit-workshop-{time.monotonic_ns()}")
+        # MQTT 3.1.1: the embedded broker speaks nothing newer, and Mosquitto both.
+        self.client = make_client(target, f"machikit-workshop-{time.monotonic_ns()}",
+                                  protocol="3.1.1")
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = self._on_message

@@ -132,3 +132,27 @@ def test_stats_before_any_server_creates_nothing(tmp_path: Path) -> None:
     done = machikit("stats", "--wait", "0.2", cwd=tmp_path)
     assert done.returncode == 1 and "No collector statistics yet" in done.stderr
     assert not (tmp_path / "machikit-data").exists()
+
+
+def test_port_in_use_hints_name_the_setting_that_fixes_it(tmp_path: Path) -> None:
+    """Each hint names an environment variable; setting it to a free port must work."""
+    import re
+    import socket
+
+    for taken_var, hint in (("MACHIKIT_EMBEDDED_MQTT_PORT", "MACHIKIT_EMBEDDED_MQTT_PORT"),
+                            ("MACHIKIT_WEB__PORT", "MACHIKIT_WEB__PORT")):
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", 0))
+            squatter.listen()
+            taken = str(squatter.getsockname()[1])
+            ports = {"MACHIKIT_EMBEDDED_MQTT_PORT": str(free_port()), "MACHIKIT_WEB__PORT": "0",
+                     taken_var: taken}
+            failed = machikit("demo", "--duration", "1", cwd=tmp_path, env=ports)
+        assert failed.returncode != 0
+        assert taken in failed.stderr and hint in failed.stderr, failed.stderr
+        named = re.findall(r"MACHIKIT_[A-Z_]+", failed.stderr.split(taken, 1)[1])
+        assert hint in named
+        fixed = machikit("demo", "--duration", "1", cwd=tmp_path,
+                         env={**ports, hint: str(free_port()) if hint != "MACHIKIT_WEB__PORT"
+                              else "0"})
+        assert fixed.returncode == 0, fixed.stderr

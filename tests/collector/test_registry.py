@@ -89,10 +89,16 @@ def test_broker_files_leave_out_revoked_devices(storage: Storage, tmp_path: Path
     assert oct(passwd.stat().st_mode & 0o777) == oct(acl.stat().st_mode & 0o777) == "0o600"
 
 
-def machikit(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MACHIKIT_DATABASE_URL": f"sqlite:///{db}"}
+def machikit(db: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MACHIKIT_DATABASE_URL": f"sqlite:///{db}",
+           "MACHIKIT_DATA_DIR": str(db.parent / "data"), **env}
     return subprocess.run([sys.executable, "-m", "machikit", "device", *args], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def printed_password(stdout: str) -> str:
+    line = next(line for line in stdout.splitlines() if line.startswith("パスワード"))
+    return line.rsplit(": ", 1)[1].strip()
 
 
 def test_cli_add_list_show_revoke(tmp_path: Path) -> None:
@@ -101,7 +107,7 @@ def test_cli_add_list_show_revoke(tmp_path: Path) -> None:
                      "--service-hours", "mon-fri 06:30-21:30", "--depot", "35.1,139.2,150")
     assert added.returncode == 0, added.stderr
     assert "t1.bus-01" in added.stdout and "パスワード" in added.stdout
-    password = added.stdout.rsplit(": ", 1)[1].strip()
+    password = printed_password(added.stdout)
     assert len(password) == 20 and password not in db.read_bytes().decode("latin-1")
     assert "t1.bus-01" in machikit(db, "list").stdout
     shown = machikit(db, "show", "t1", "bus-01").stdout
@@ -110,6 +116,27 @@ def test_cli_add_list_show_revoke(tmp_path: Path) -> None:
     assert "無効/revoked" in machikit(db, "list", "--town", "t1").stdout
     files = machikit(db, "broker-files", "--out", str(tmp_path / "b"))
     assert files.returncode == 0 and "t1.bus-01" not in (tmp_path / "b" / "passwd").read_text()
+
+
+def test_the_advice_after_a_change_fits_the_broker_in_use(tmp_path: Path) -> None:
+    """Mosquitto needs the files and a reload; the embedded broker re-reads its own files,
+    so once they exist there a change is applied at once (and the advice says so)."""
+    db = tmp_path / "cli.db"
+    town_broker = machikit(db, "add", "t1", "bus-01", "--kind", "bus",
+                           MACHIKIT_MQTT_URL="mqtt://machikit-collector:pw@broker.example:1883")
+    assert "sudo systemctl reload mosquitto" in town_broker.stdout
+    embedded = tmp_path / "data" / "broker"
+    first = machikit(db, "add", "t1", "bus-02", "--kind", "bus")
+    assert f"broker-files --out {embedded}" in first.stdout and "reload" not in first.stdout
+    assert not (embedded / "passwd").exists()  # nothing written behind the user's back
+    files = machikit(db, "broker-files", "--out", str(embedded))
+    assert "no restart" in files.stdout and "SIGHUP" not in files.stdout
+    added = machikit(db, "add", "t1", "bus-03", "--kind", "bus")
+    assert "Applied to the embedded broker" in added.stdout
+    users = credentials.read_password_file(embedded / "passwd")
+    assert credentials.verify_password(printed_password(added.stdout), users["t1.bus-03"])
+    assert machikit(db, "revoke", "t1", "bus-03").returncode == 0
+    assert "t1.bus-03" not in credentials.read_password_file(embedded / "passwd")
 
 
 @pytest.mark.parametrize("args", [
