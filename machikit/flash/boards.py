@@ -1,5 +1,6 @@
 """Which serial ports are boards, by their USB vendor/product id (VID:PID)."""
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,4 +47,10 @@ def find_boards(include_unknown: bool = False) -> list[BoardPort]:
         kind = classify(port.vid, port.pid)
         if kind != "unknown" or include_unknown:
             found.append(BoardPort(port.device, port.vid, port.pid, port.serial_number, kind))
-    return sorted(found, key=lambda b: b.device)
+    return sorted(found, key=lambda b: port_order(b.device))
+
+
+def port_order(device: str) -> list[str | int]:
+    """COM3, COM4, COM10 in that order (Windows), not COM10 first as text sorts them;
+    /dev/ttyACM0 before /dev/ttyACM1 before /dev/ttyUSB0 as before."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", device)]
