@@ -1,4 +1,5 @@
-"""Debian's Chromium on this machine, for the public map's browser tests.
+"""Debian's programs that tests run on this machine itself: Chromium for the public
+map's browser tests, ufw for the workshop's firewall test.
 
 Playwright drives it (its own browser download does not work offline), so
 the package comes from Debian like every other test service. The servers live
@@ -19,6 +20,22 @@ CHROMIUM = Path("/usr/bin/chromium")
 JAPANESE_FONT = Path("/usr/share/fonts/opentype/ipafont-gothic")
 
 
+def install_host_tool(layout: Layout, package: str) -> None:
+    """A Debian package whose program a test runs on this machine (in a namespace of its
+    own), installed once."""
+    if shutil.which(package) or not shutil.which("apt-get"):
+        return
+    _install(layout, package)
+
+
+def _install(layout: Layout, package: str) -> None:
+    print(say("testbed_installing", package=package), flush=True)
+    started = time.monotonic()
+    install_on_host(layout, package)
+    print(say("testbed_installed", package=package, seconds=time.monotonic() - started),
+          flush=True)
+
+
 def install(layout: Layout) -> str:
     """The browser's path, installing Debian's packages when they are missing."""
     wanted = [package for package, path in (("chromium", CHROMIUM),
@@ -30,9 +47,5 @@ def install(layout: Layout) -> str:
         print(say("testbed_no_chromium"), flush=True)
         return str(CHROMIUM) if CHROMIUM.exists() else ""
     for package in wanted:
-        print(say("testbed_installing", package=package), flush=True)
-        started = time.monotonic()
-        install_on_host(layout, package)
-        print(say("testbed_installed", package=package, seconds=time.monotonic() - started),
-              flush=True)
+        _install(layout, package)
     return str(CHROMIUM)

@@ -33,6 +33,7 @@ def up(layout: Layout) -> dict[str, str]:
     _up_mosquitto(layout, secret, mqtt_port())
     env = build_env(layout, secret, pg_port(), mqtt_port())
     env["MACHIKIT_CHROMIUM"] = browser.install(layout)
+    browser.install_host_tool(layout, "ufw")  # the workshop's firewall test (tests/workshop)
     write_env(layout, env)
     return env
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from machikit.texts import say
 
 RULE_NAME = "machikit workshop"
+UFW_CONFIG = Path("/etc/ufw/ufw.conf")
 Run = Callable[[list[str]], tuple[int, str]]
 
 
@@ -89,7 +90,7 @@ def _ufw(ports: list[int], run: Run) -> list[str]:
         if "Status: active" not in output:
             return []
         closed = [port for port in ports if not _ufw_allows(output, port)]
-    elif _ufw_enabled_in_config():  # `ufw status` needs root: the config says enough
+    elif _ufw_enabled_in_config():  # `ufw status` needs root: its config says enough
         closed = ports
     else:
         return []
@@ -104,9 +105,9 @@ def _ufw_allows(status: str, port: int) -> bool:
     return bool(pattern.search(status))
 
 
-def _ufw_enabled_in_config(path: Path = Path("/etc/ufw/ufw.conf")) -> bool:
+def _ufw_enabled_in_config() -> bool:
     try:
-        return "ENABLED=yes" in path.read_text(encoding="utf-8")
+        return "ENABLED=yes" in UFW_CONFIG.read_text(encoding="utf-8")
     except OSError:
         return False
 

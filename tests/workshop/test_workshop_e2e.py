@@ -59,11 +59,13 @@ def compiled_fakes(tmp_path: Path) -> Path:
     return folder
 
 
-def power_on(micropython: str, board_flash: Path, fakes: Path) -> subprocess.Popen[str]:
-    """A flashed board switched on: its main.py, its /lib, fake machine/network."""
+def power_on(micropython: str, board_flash: Path, fakes: Path,
+             prefix: tuple[str, ...] = ()) -> subprocess.Popen[str]:
+    """A flashed board switched on: its main.py, its /lib, fake machine/network.
+    prefix: e.g. `ip netns exec NS`, to switch it on somewhere else on the network."""
     (board_flash / "fake_scenario.json").write_text('{"distance_cm": 165, "air_c": -5}')
     return subprocess.Popen(
-        [micropython, "-X", "heapsize=144k", "main.py"], cwd=board_flash,
+        [*prefix, micropython, "-X", "heapsize=144k", "main.py"], cwd=board_flash,
         env={**os.environ, "MICROPYPATH": f"{fakes}:{board_flash / 'lib'}",
              "MK_FAKE_STEPS": "600"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
