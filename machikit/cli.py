@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "serve": ("collector.serve", "run_serve", "collector",
               "サーバーを起動 (broker + collector) / run the server"),
     "demo": ("collector.demo", "run_demo", "collector",
-             "模擬デバイス付きデモ / demo with simulated devices"),
+             "模擬の機器付きデモ / demo with simulated devices"),
     "api": ("collector.api.server", "run_api", "collector",
             "公開APIと地図だけを起動 / run only the public API and map"),
     "collect": ("collector.ingest", "run_collect", "collector",

@@ -1,4 +1,4 @@
-# プリンター置き忘れブザー (paper-left-on-the-printer buzzer) — the pure logic.
+# 取り忘れブザー (printer buzzer: paper left on the tray) — the pure logic.
 #
 # A light sensor looks at the printer's output tray. When a printout lies there
 # too long, a buzzer beeps until somebody takes it (or presses the button).

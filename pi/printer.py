@@ -1,4 +1,4 @@
-"""プリンター置き忘れブザー (paper-left buzzer) on a Raspberry Pi, with gpiozero.
+"""取り忘れブザー (printer buzzer: paper left on the tray) on a Raspberry Pi, with gpiozero.
 
 The same device as firmware/apps/printer_app.py (town X2's buzzer), the same logic
 (machikit/printer_logic.PaperWatch) and the same events:

@@ -27,7 +27,7 @@ UNIT_DIR = Path("/etc/systemd/system")
 DEFAULT_USER = "machikit"
 GROUPS = ("gpio", "dialout")  # gpio: /dev/gpiochip* and /dev/gpiomem; dialout: /dev/tty*
 DESCRIPTIONS = {
-    "printer": "printer-leftover buzzer / プリンター置き忘れブザー",
+    "printer": "printer buzzer / 取り忘れブザー",
     "snow": "snow-depth gauge / 積雪計",
     "gps": "GPS tracker / GPS 追跡",
 }

@@ -1,6 +1,6 @@
 """Cut the demo's bus route and garbage-truck street out of a real GTFS-JP feed.
 
-    python tools/extract_demo_route.py ../shared/data/gtfs-jp/muroran-donan-bus-2020
+    python tools/extract_demo_route.py path/to/muroran-donan-bus-gtfs-jp-feed
 
 writes collector/demo_data/muroran-route.json (the bus) and muroran-truck.json
 (the garbage truck). Standard library only; the same feed always gives

@@ -1,4 +1,4 @@
-# プリンター置き忘れブザー (paper-left buzzer) — the drivers and the glue around printer_logic.
+# 取り忘れブザー (printer buzzer: paper left on the tray) — the drivers and the glue around printer_logic.
 #
 #   from machine import Pin, ADC, PWM
 #   sensor = printer_app.Ldr(ADC(Pin(26)))                  # or:

@@ -106,7 +106,7 @@ def saved_mount(default):
 
 def save_mount(cm):
     mk_store.write_atomic(MOUNT_FILE, "%.1f" % cm)
-    log("取付高さを校正しました / mount height calibrated: %.1f cm" % cm)
+    log("取り付け高さを校正しました / mount height calibrated: %.1f cm" % cm)
 
 
 def calibrate(app, cmd):
@@ -124,7 +124,7 @@ def calibrate(app, cmd):
         log("calibrate_cm は 0〜500 の数です / calibrate_cm must be a number 0-500: %r"
             % (known,))
     else:
-        log("取付高さの校正を始めます / calibrating the mount height (depth now %s cm)" % known)
+        log("取り付け高さの校正を始めます / calibrating the mount height (depth now %s cm)" % known)
         app.calibrate(known)
 
 

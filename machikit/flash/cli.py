@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broker-port", type=int, default=None,
                         help="既定 8883（--no-tls なら 1883）/ default 8883 (1883 with --no-tls)")
     parser.add_argument("--no-tls", action="store_true",
-                        help="暗号化しない（検証用のみ）/ no TLS (testing only)")
+                        help="暗号化しない（講習会の内蔵ブローカーなど閉じた LAN だけ）/ "
+                             "no TLS (a closed LAN only, e.g. the workshop broker)")
     parser.add_argument("--wait", type=float, nargs="?", const=120.0, default=None,
                         metavar="SECONDS",
                         help="ブローカーで online を待つ / wait for online on the broker")

@@ -92,7 +92,7 @@ def health() -> dict[str, Any]:
     device = device_variable("device", "機器 / Device", None)
     panels = [
         panel("table", "最終受信 / Last seen", q.DEVICES_LAST_SEEN, "table", (24, 9)),
-        panel("timeseries", "未送信バッファと削除件数 / Buffered and dropped",
+        panel("timeseries", "送信待ちと削除件数 / Buffered and dropped",
               q.status_series("buffered", "dropped"), "time_series", (12, 8),
               "buffered: 機器に溜まった未送信件数 / waiting in the device; dropped: "
               "バッファが一杯で消した件数 / deleted unsent (a counter)"),

@@ -148,7 +148,7 @@ ORDER BY b.position
 BY_HOUR_OF_DAY = """
 SELECT lpad(h::text, 2, '0') || '時' AS "hour",
        count(e.event) FILTER (WHERE e.event = 'paper_arrived') AS "印刷 / arrived",
-       count(e.event) FILTER (WHERE e.event = 'paper_alarm') AS "置き忘れ / alarms"
+       count(e.event) FILTER (WHERE e.event = 'paper_alarm') AS "取り忘れ / alarms"
 FROM generate_series(0, 23) AS h
 LEFT JOIN (SELECT e.event, e.time FROM events e JOIN devices d ON d.id = e.device_id
            WHERE $__timeFilter(e.time) AND e.event IN ('paper_arrived', 'paper_alarm')

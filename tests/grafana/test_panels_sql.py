@@ -30,7 +30,7 @@ TABLE_COLUMNS = {
     "Last seen": ["name", "label", "kind"],
     "Latest positions": ["name", "label", "time", "lat", "lon", "speed_kmh"],
     "How long paper was left": ["left_for", "papers"],
-    "By hour of day (JST)": ["hour", "印刷 / arrived", "置き忘れ / alarms"],
+    "By hour of day (JST)": ["hour", "印刷 / arrived", "取り忘れ / alarms"],
     "Quarantined by reason": ["reason", "messages", "last_received", "last_topic"],
 }
 Result = tuple[list[str], list[tuple[Any, ...]]]
