@@ -299,11 +299,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "device_password_once": ("パスワード（表示はこの一度だけです。控えてください）: {password}", "Password (shown only this once; write it down): {password}"),
     "device_new_password": ("{user} の新しいパスワードを作りました。ブローカーに反映すると古いパスワードは使えなくなります。", "Made a new password for {user}. The old one stops working once the broker has the change."),
     "device_revoked": ("機器 {town}/{name} を無効にしました。ブローカーに反映すると接続できなくなります。", "Revoked the device {town}/{name}. It is refused once the broker has the change."),
-    "device_broker_files": ("ブローカー用ファイルを書きました: {passwd}, {acl}。Mosquitto に読み直させてください: sudo systemctl reload mosquitto（Docker なら docker compose kill -s SIGHUP mosquitto）", "Wrote the broker files {passwd} and {acl}. Make Mosquitto read them again: sudo systemctl reload mosquitto (Docker: docker compose kill -s SIGHUP mosquitto)"),
+    "device_broker_files": ("ブローカー用ファイルを書きました: {passwd}, {acl}。Mosquitto が読めるようにして読み直させてください: sudo chown mosquitto: {passwd} {acl} のあと sudo systemctl reload mosquitto（Docker なら docker compose kill -s SIGHUP mosquitto）", "Wrote the broker files {passwd} and {acl}. Make them Mosquitto's and make it read them again: sudo chown mosquitto: {passwd} {acl}, then sudo systemctl reload mosquitto (Docker: docker compose kill -s SIGHUP mosquitto)"),
     "device_broker_files_embedded": ("内蔵ブローカー用のファイルを書きました: {passwd}, {acl}。すぐに使われます（再起動は不要）", "Wrote the embedded broker's files {passwd} and {acl}. They apply at once (no restart)"),
     "device_applied_embedded": ("内蔵ブローカーに反映しました（{folder}、再起動は不要）", "Applied to the embedded broker ({folder}; no restart)"),
     "device_apply_embedded": ("内蔵ブローカーで機器ごとのパスワードを使うには: machikit device broker-files --out {folder}（すぐに使われます。再起動は不要）", "To use per-device passwords on the embedded broker: machikit device broker-files --out {folder} (applies at once, no restart)"),
-    "device_apply_mosquitto": ("Mosquitto に反映するには: machikit device broker-files --out /etc/mosquitto/machikit のあと sudo systemctl reload mosquitto", "To apply it to Mosquitto: machikit device broker-files --out /etc/mosquitto/machikit, then sudo systemctl reload mosquitto"),
+    "device_apply_mosquitto": ("Mosquitto に反映するには: machikit device broker-files --out /etc/mosquitto/machikit、sudo chown mosquitto: /etc/mosquitto/machikit/passwd /etc/mosquitto/machikit/acl、sudo systemctl reload mosquitto", "To apply it to Mosquitto: machikit device broker-files --out /etc/mosquitto/machikit, sudo chown mosquitto: /etc/mosquitto/machikit/passwd /etc/mosquitto/machikit/acl, sudo systemctl reload mosquitto"),
     "device_list_empty": ("登録された機器はありません", "No devices are registered"),
     "device_col_town": ("町", "town"),
     "device_col_name": ("名前", "name"),
@@ -532,6 +532,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "py313_no_checkout": (
         "テストのあるチェックアウトから実行してください（{path} に tests/ がありません）。",
         "Run this from a checkout with its tests ({path} has no tests/).",
+    ),
+    "py313_no_control": (
+        "Python 3.13 での実行中はテスト用サービスを止めたり起動したりできません（ホスト側のテストで行います）。",
+        "The Python 3.13 run cannot stop or start the test services (the host's test run does that).",
     ),
 }
 
