@@ -8,8 +8,10 @@ at the citizen counter (collector/demo_data/README.md has the sources).
 import argparse
 import threading
 import time
+from urllib.parse import quote, urlsplit
 
-from collector.broker import local_url
+from collector import registry
+from collector.broker import broker_dir
 from collector.serve import Server, wait_for_signal
 from collector.settings import Settings, load_settings, parse_mqtt_url
 from collector.simulate import (
@@ -69,17 +71,35 @@ def start_devices(server: Server, devices: list[tuple[SimulatedDevice, bool, str
                   stop: threading.Event) -> list[threading.Thread]:
     """Register each device with its publish settings, then let it send."""
     assert server.storage is not None
-    threads = []
     for device, public, label, settings in devices:
         server.storage.add_device(TOWN, device.name, device.kind, public, label,
                                   settings=settings)
-        url = server.settings.mqtt_url or local_url(server.settings, f"demo-{device.name}")
+    urls = login_urls(server, [device.name for device, *_ in devices])
+    threads = []
+    for device, *_ in devices:
         thread = threading.Thread(
             target=device.run, name=device.name, daemon=True,
-            args=(stop, parse_mqtt_url(url), server.settings.protocol()))
+            args=(stop, parse_mqtt_url(urls[device.name]), server.settings.protocol()))
         thread.start()
         threads.append(thread)
     return threads
+
+
+def login_urls(server: Server, names: list[str]) -> dict[str, str]:
+    """On the embedded broker each simulated device logs in as a real one does: its own
+    user and a new password, its own topics only (the broker's acl, the same files a
+    workshop or `machikit device broker-files` writes). A town broker's URL is used as
+    it is (its users are the town's business)."""
+    if server.settings.mqtt_url:
+        return dict.fromkeys(names, server.settings.mqtt_url)
+    assert server.storage is not None
+    passwords = {name: registry.new_password(server.storage, TOWN, name) for name in names}
+    folder = broker_dir(server.settings.data_dir)
+    registry.write_broker_files(server.storage, folder,
+                                registry.service_users(folder / "passwd"))
+    where = urlsplit(server.mqtt_url)  # the collector's own: the same host and port
+    return {name: f"mqtt://{quote(registry.mqtt_user(TOWN, name))}:{quote(password)}"
+                  f"@{where.hostname}:{where.port}" for name, password in passwords.items()}
 
 
 def summary(server: Server) -> str:
@@ -124,7 +144,7 @@ def run_demo(args: argparse.Namespace) -> int:
     server.start()
     print(server.describe(), flush=True)
     if server.web_url:  # None when the web part is off ([web] enabled = false)
-        print("\n  ▶ " + say("demo_open_map", url=server.web_url + "/") + "\n", flush=True)
+        print("\n  → " + say("demo_open_map", url=server.web_url + "/") + "\n", flush=True)
     print(say("demo_intro", count=len(devices)), flush=True)
     devices_stop = threading.Event()
     threads = start_devices(server, devices, devices_stop)

@@ -156,3 +156,21 @@ def test_port_in_use_hints_name_the_setting_that_fixes_it(tmp_path: Path) -> Non
                          env={**ports, hint: str(free_port()) if hint != "MACHIKIT_WEB__PORT"
                               else "0"})
         assert fixed.returncode == 0, fixed.stderr
+
+
+def test_demo_works_where_the_broker_already_has_an_acl(tmp_path: Path) -> None:
+    """After a workshop was prepared in the same folder (the embedded broker's acl exists),
+    the demo's devices still get in: each logs in as itself, with its own topic rules."""
+    env = {"MACHIKIT_EMBEDDED_MQTT_PORT": str(free_port()), "MACHIKIT_WEB__PORT": "0"}
+    assert machikit("device", "add", "kita", "snow-01", "--kind", "snow_gauge", cwd=tmp_path,
+                    env=env).returncode == 0
+    broker = tmp_path / "machikit-data" / "broker"
+    assert machikit("device", "broker-files", "--out", str(broker), cwd=tmp_path,
+                    env=env).returncode == 0
+    done = machikit("demo", "--duration", "6", "--every", "3", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    final = done.stdout.strip().splitlines()[-1]
+    assert int(final.split("positions ")[1].split(",")[0]) >= 3, done.stdout
+    acl = (broker / "acl").read_text(encoding="utf-8")
+    assert "user muroran.bus-01" in acl and "user kita.snow-01" in acl
+    assert "refused" not in done.stderr
