@@ -48,9 +48,9 @@ class PasswordFileAuth(BaseAuthPlugin):
 class AclFileTopics(BaseTopicPlugin):
     """Mosquitto's topic rules from the acl file `machikit device broker-files` writes.
 
-    Without an acl file every logged-in user may use every topic, as before the
-    device registry existed (`machikit demo` and a fresh `serve` rely on that).
-    With one, a user not named in it may do nothing, as in Mosquitto."""
+    Without an acl file every logged-in user may use every topic: a fresh `serve`, where
+    only the collector has a login. The demo, `workshop prepare` and `workshop serve`
+    write one. With one, a user not named in it may do nothing, as in Mosquitto."""
 
     @dataclass
     class Config:
