@@ -94,7 +94,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "`machikit dev services env --json` の出力を読めません",
         "cannot read the output of `machikit dev services env --json`",
     ),
-    "step": ("▶ {name} 実行中", "running"),
+    "step": ("→ {name} 実行中", "running {name}"),
     "step_failed": (
         "{name} が失敗しました (終了コード {code})",
         "{name} failed (exit code {code})",
@@ -231,7 +231,7 @@ def ensure_installed(lock: str, also_fine: tuple[str, ...] = ()) -> None:
     except Failed:
         say("install_failed")
         raise
-    STAMP.write_text(fingerprint(lock) + "\n", encoding="utf-8")
+    STAMP.write_text(fingerprint(lock) + "\n", encoding="utf-8", newline="\n")
 
 
 def install_lock(python: str, lock: Path) -> None:
@@ -244,7 +244,9 @@ def install_lock(python: str, lock: Path) -> None:
     setuptools (--no-build-isolation) instead of the newest one from the index."""
     pip = [python, "-m", "pip", "--disable-pip-version-check", "--no-input"]
     run([*pip, "install", "--quiet", "--require-hashes", "--no-deps", "-r", str(lock)])
-    check = subprocess.run([*pip, "check"], capture_output=True, text=True)
+    # pip writes to a pipe in the console's code page (cp932 on a Japanese Windows)
+    check = subprocess.run([*pip, "check"], capture_output=True, text=True, encoding="locale",
+                           errors="replace")
     if check.returncode != 0:
         sys.stderr.write(check.stdout + check.stderr)
         say("lock_incomplete", lock=lock.name)

@@ -130,7 +130,7 @@ def local_user(data_dir: Path, user: str) -> str:
     users[user] = credentials.hash_password(password)
     credentials.write_password_file(folder / "passwd", users)
     secret.touch(mode=0o600)
-    secret.write_text(password, "utf-8")
+    secret.write_text(password, encoding="utf-8", newline="\n")
     return password
 
 

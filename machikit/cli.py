@@ -5,7 +5,9 @@ loads the collector and a workshop laptop never needs PostgreSQL.
 """
 
 import argparse
+import codecs
 import importlib
+import io
 import logging
 import os
 import sys
@@ -86,14 +88,29 @@ OWN_PACKAGES = ("machikit", "collector", "pi")
 
 
 def missing_extra(extra: str, module: str) -> str:
-    """One line that says what to install, with the command that works from a checkout."""
+    """One line that says what to install, with the command that works from a checkout;
+    or, for a standard-library module this OS lacks (termios, grp… on Windows), that the
+    command is for Linux: no install would bring it."""
+    if module.split(".")[0] in sys.stdlib_module_names:
+        return say("linux_only", module=module)
     python = "py -3" if os.name == "nt" else "python3"
     return say("missing_extra", module=module, extra=extra,
                install=f"{python} quickstart.py install {LOCK_OF_EXTRA.get(extra, 'collector')}")
 
 
+def console_never_crashes() -> None:
+    """Output redirected on a Japanese Windows (or an older console) is encoded as cp932,
+    which cannot show every character (𠮷 in a user's folder name, an exception's detail):
+    print "?" for those instead of failing with UnicodeEncodeError after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and \
+                codecs.lookup(stream.encoding).name != "utf-8":
+            stream.reconfigure(errors="replace")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    console_never_crashes()
     args = build_parser(_selected_command(argv)).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -10,6 +10,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "error": ("エラー: {detail}", "Error: {detail}"),
     "interrupted": ("中断しました。", "Interrupted."),
     "stopped": ("停止しました。", "Stopped."),
+    "linux_only": (
+        "このコマンドは Linux（Raspberry Pi など）専用です。この OS にない {module} を使います",
+        "This command runs on Linux only (a Raspberry Pi…): it needs {module}, which this OS does not have",
+    ),
     "missing_extra": (
         "このコマンドに必要なパッケージ（{module}、{extra}）が入っていません。まちキットのフォルダーで: {install}",
         "This command needs packages that are not installed ({module}, from {extra}). In the machikit folder run: {install}",

@@ -129,3 +129,33 @@ def test_flash_names_the_missing_port(tmp_path: Path) -> None:
     assert shows(out, "flash_no_port") and port in out
     _, err = finished(machikit(tmp_path, "flash", "--port", port, "--app", "雪"), 2)
     assert "--app" in err  # argparse: a bad choice
+
+
+# --- the safety net: a character outside cp932 never crashes a command --------------------
+# 𠮷 (the 吉 of 𠮷野家, in real family names) is not in cp932: in a user's folder name or an
+# exception's detail, printing it on a cp932 stdout raised UnicodeEncodeError after the work
+# was done. machikit/cli.py main() makes stdout and stderr replace what cp932 cannot show.
+
+OUTSIDE_CP932 = "\U00020bb7田"
+
+
+def test_a_path_outside_cp932_never_crashes_a_command(tmp_path: Path) -> None:
+    home = tmp_path / f"{OUTSIDE_CP932} 太郎" / "まちキット 研修"
+    home.mkdir(parents=True)
+    log = home / f"{OUTSIDE_CP932}.nmea"
+    log.write_bytes(GPS_LOG.read_bytes())
+    out, _ = finished(machikit(home, "device", "broker-files", "--out", str(home / "broker")), 0)
+    assert shows(out, "device_broker_files") and (home / "broker" / "acl").exists()
+    out, _ = finished(machikit(home, "grafana", "export", "--out", str(home / "grafana")), 0)
+    assert shows(out, "grafana_exported")
+    out, _ = finished(machikit(home, "pi", "gps-check", str(log)), 0)
+    assert TEXTS["gps_col_file"][0] in out and "田.nmea" in out
+
+
+def test_an_error_detail_outside_cp932_never_crashes_a_command(tmp_path: Path) -> None:
+    port = str(tmp_path / f"tty-{OUTSIDE_CP932}")
+    out, _ = finished(machikit(tmp_path, "flash", "--port", port, "--app", "snow", "--town",
+                               "muroran", "--name", "snow-01", "--user", "muroran.snow-01",
+                               "--password", "pw", "--wifi-ssid", "役場", "--wifi-password",
+                               "x", "--broker-host", "192.0.2.1"), 1)
+    assert shows(out, "flash_no_port") and "田" in out

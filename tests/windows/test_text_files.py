@@ -35,15 +35,6 @@ SCRIPTS = ("quickstart.py",)  # run by staff on Windows before anything is insta
 ALLOWED: dict[tuple[str, str], str] = {
     # (none yet: every call in the product code names its encoding and newline)
 }
-# Lines in files another change holds right now, to be fixed there; test_text_files_pending.py
-# checks them. Delete an entry (and that file, once empty) when the fix has landed.
-PENDING: dict[tuple[str, str], str] = {
-    ("collector/broker.py", 'secret.write_text(password, "utf-8")'): "needs newline=",
-    ("quickstart.py", 'STAMP.write_text(fingerprint(lock) + "\\n", encoding="utf-8")'):
-        "needs newline=",
-    ("quickstart.py", 'check = subprocess.run([*pip, "check"], capture_output=True, text=True)'):
-        "needs encoding=",
-}
 
 # Modules whose .open() is not a text-file open (os.open takes flags, webbrowser opens a URL).
 NOT_FILE_OPEN = {"os", "webbrowser", "tarfile", "zipfile", "gzip", "bz2", "lzma", "wave"}
@@ -198,7 +189,7 @@ def test_every_text_file_names_its_encoding_and_newline() -> None:
     found = []
     for path in files:
         found += problems_in(path.read_text(encoding="utf-8"), str(path.relative_to(REPO)),
-                             exempt=[*ALLOWED, *PENDING])
+                             exempt=list(ALLOWED))
     assert found == [], "\n" + "\n".join(found)
 
 

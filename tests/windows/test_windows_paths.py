@@ -257,3 +257,30 @@ def test_quickstart_hands_over_on_windows_by_waiting(tmp_path: Path) -> None:
                           encoding="utf-8", timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["まちキット", "failed 3"]
+
+
+# --- Linux-only commands on Windows ---------------------------------------------------------
+# pi gps-replay needs pty/termios, pi install needs grp/pwd: Windows has none of them. The
+# command must say it is for Linux, not send the user to reinstall (machikit/cli.py).
+
+@pytest.mark.parametrize(("absent", "argv"), [
+    ("termios", ["pi", "gps-replay", "tests/fixtures/nmea/gpsd/neo-m8n.log"]),
+    ("grp", ["pi", "install", "gps", "--no-start", "--root", "{tmp}"]),
+])
+def test_a_linux_only_command_says_so_on_windows(tmp_path: Path, absent: str,
+                                                 argv: list[str]) -> None:
+    script = (
+        "import sys\n"
+        f"sys.modules[{absent!r}] = None  # as on Windows: no such module\n"
+        "for name in ('pty', 'tty'):\n"
+        "    sys.modules.pop(name, None)\n"
+        "from machikit.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = [arg.format(tmp=tmp_path) for arg in argv]
+    done = subprocess.run([sys.executable, "-c", script, *argv], cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True, encoding="utf-8", timeout=60)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "Linux" in line and absent in line and "quickstart.py install" not in line, line
