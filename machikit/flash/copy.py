@@ -57,6 +57,15 @@ def flash_board(port: str, app: str, device_config: dict, progress: Progress | N
             _reset(board)
 
 
+def read_board_id(port: str, answer_timeout: float = 5.0) -> str:
+    """The board's own unique id, machine.unique_id() (the flash chip's id on a Pico, the
+    MAC on an ESP32), in hex: it tells boards apart when their USB serial number cannot."""
+    with _board(port, answer_timeout) as board:
+        out = board.exec("import machine, binascii\n"
+                         "print(binascii.hexlify(machine.unique_id()).decode())")
+    return bytes(out).decode("ascii", "replace").strip()
+
+
 @contextlib.contextmanager
 def _board(port: str, answer_timeout: float, wait_s: int = 0) -> Iterator[Any]:
     """An open connection in the raw REPL (after a soft reset), closed at the end."""

@@ -20,6 +20,11 @@ from machikit.workshop.prepare import load_devices, write_secret
 
 FLASHED_FILE = "flashed.json"
 POLL_S = 1.0
+# USB serial numbers that many boards share: CP210x bridges on cheap ESP32 boards ship
+# with "0001", CH340 bridges have none (then Windows reuses the COM name per USB socket).
+# Such a board is asked for its own id instead, or every board after the first would
+# look "already flashed".
+SHARED_SERIALS = {"", "0", "0001", "0000"}
 
 
 @dataclass
@@ -50,7 +55,10 @@ class FlashLoop:
 
     def poll(self) -> list[threading.Thread]:
         """One look at the USB ports; flashes the new boards. Returns the online watchers."""
-        boards = {board.serial_number or board.device: board for board in _flash().find_boards()}
+        # Port and serial number together: two boards with the same serial (see
+        # SHARED_SERIALS) plugged in at once are still two boards.
+        boards = {f"{board.device}|{board.serial_number or ''}": board
+                  for board in _flash().find_boards()}
         new = [key for key in boards if key not in self.present]
         self.present = set(boards)
         watchers = []
@@ -65,14 +73,31 @@ class FlashLoop:
         return next((d for d in self.data.get("devices", []) if d["device"] not in done), None)
 
     def _plugged(self, key: str, board: Any) -> threading.Thread | None:
-        if key in self.flashed:
-            self.report(say("workshop_flash_known", port=board.device, device=self.flashed[key]))
+        identity = self._identity(board)
+        if identity is None:
+            return None
+        if identity in self.flashed:
+            self.report(say("workshop_flash_known", port=board.device,
+                            device=self.flashed[identity]))
             return None
         device = self.next_device()
         if device is None:
             self.report(say("workshop_flash_all_done", port=board.device))
             return None
-        return self._flash(key, board, device)
+        return self._flash(identity, board, device)
+
+    def _identity(self, board: Any) -> str | None:
+        """The USB serial number when it is the board's own, else the board's unique id."""
+        serial = board.serial_number or ""
+        if serial not in SHARED_SERIALS:
+            return str(serial)
+        flash = _flash()
+        try:
+            return "board-id:" + flash.read_board_id(board.device)
+        except flash.FlashError as err:
+            self.report(say("workshop_flash_failed", port=board.device, device="?",
+                            detail=err))
+            return None
 
     def _flash(self, key: str, board: Any, device: dict) -> threading.Thread | None:
         flash = _flash()

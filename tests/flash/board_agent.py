@@ -8,6 +8,7 @@
 # print() and sys.stdout.write() go straight to fd 1 on the unix port, so they need no capture.
 #
 # argv[1]: the MicroPython version this board claims (a board with old firmware).
+# argv[2]: the board's unique id in hex (machine.unique_id(): a Pico's flash id, an ESP32's MAC).
 # machine.reset() ends this process: the simulator starts a fresh one, as a board reboots.
 import sys
 
@@ -48,7 +49,11 @@ def _install_machine():
         import machine as real
     except ImportError:
         real = None
-    sys.modules["machine"] = _Proxy(real, reset=_reset, soft_reset=_reset)
+    import binascii
+
+    uid = binascii.unhexlify(sys.argv[2]) if len(sys.argv) > 2 else b"\xe6\x61\x38\x00"
+    sys.modules["machine"] = _Proxy(real, reset=_reset, soft_reset=_reset,
+                                    unique_id=lambda: uid)
 
 
 def _read_exact(n):

@@ -38,8 +38,9 @@ def banner(version: str) -> bytes:
 
 class BoardSim:
     def __init__(self, micropython: str, flash: Path, version: str = "1.25.0",
-                 heap: str = "512k") -> None:
+                 heap: str = "512k", uid: str | None = None) -> None:
         self.micropython, self.flash, self.version, self.heap = micropython, flash, version, heap
+        self.uid = uid or os.urandom(8).hex()  # machine.unique_id(), different per board
         self.resets = 0  # machine.reset() calls seen, for the tests
         self.soft_resets = 0
         self._raw = False  # in the raw REPL (else the friendly one)
@@ -82,7 +83,8 @@ class BoardSim:
 
     def _start_agent(self) -> None:
         self._agent = subprocess.Popen(
-            [self.micropython, "-X", f"heapsize={self.heap}", str(AGENT), self.version],
+            [self.micropython, "-X", f"heapsize={self.heap}", str(AGENT), self.version,
+             self.uid],
             cwd=self.flash, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             env={**os.environ, "MICROPYPATH": ""},
         )
