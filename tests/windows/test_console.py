@@ -159,3 +159,29 @@ def test_an_error_detail_outside_cp932_never_crashes_a_command(tmp_path: Path) -
                                "--password", "pw", "--wifi-ssid", "役場", "--wifi-password",
                                "x", "--broker-host", "192.0.2.1"), 1)
     assert shows(out, "flash_no_port") and "田" in out
+
+
+def test_workshop_commands(tmp_path: Path) -> None:
+    """The instructor's commands and their refusals, on a cp932 console, in a folder with a
+    space and Japanese: a Shift_JIS roster, the labels, and one line for each mistake."""
+    home = tmp_path / "講習会 2026"
+    home.mkdir()
+    (home / "名簿.csv").write_bytes("名前,アプリ,公開\n山田 花子,snow,はい\n".encode("cp932"))
+    out, _ = finished(machikit(home, "workshop", "prepare", "名簿.csv", "--town", "tokamachi",
+                               "--wifi-ssid", "役場-AP", "--place", "37.1275,138.7590",
+                               "--map-url", "http://192.168.10.2:8080/"), 0)
+    assert shows(out, "workshop_prepare_done") and shows(out, "workshop_brokerfiles_done")
+    out, _ = finished(machikit(home, "workshop", "labels"), 1)  # no server yet, no --map-url
+    out, err = finished(machikit(home, "workshop", "labels", "--map-url",
+                                 "http://192.168.10.2:8080/"), 0)
+    assert shows(out, "workshop_labels_done")
+    _, err = finished(machikit(home, "workshop", "flash", "--broker-host", "127.0.0.1",
+                               "--wifi-password", "x"), 1)
+    assert shows(err, "workshop_loopback_broker")
+    _, err = finished(machikit(home, "workshop", "status", "--once"), 1)
+    assert shows(err, "workshop_no_watch_url")
+    _, err = finished(machikit(home, "workshop", "serve", "--host", "127.0.0.1"), 2)
+    assert shows(err, "workshop_no_lan_address")
+    _, err = finished(machikit(home, "workshop", "prepare", "名簿.csv", "--town", "tokamachi",
+                               "--wifi-ssid", "x", "--place", "北緯37度"), 2)
+    assert "北緯37度" in err

@@ -310,3 +310,17 @@ def test_grafana_export_writes_utf8_lf(tmp_path: Path) -> None:
         assert json.loads(utf8_lf(board))["uid"] == board.stem
     assert "車両 / Fleet" in utf8_lf(out_dir / "dashboards" / "machikit-fleet.json")
     assert list((out_dir / "provisioning" / "datasources").glob("*.yaml"))
+
+
+def test_workshop_files_are_utf8_lf(tmp_path: Path) -> None:
+    """prepare and labels as on Windows: devices.json (read back by every later command),
+    the embedded broker's files and the labels, with no locale fallback anywhere."""
+    (tmp_path / "roster.csv").write_bytes("名前,アプリ\n山田 花子,snow\n".encode("cp932"))
+    ok(machikit(tmp_path, "workshop", "prepare", "roster.csv", "--town", "tokamachi",
+                "--wifi-ssid", "役場-AP", "--map-url", "http://192.168.10.2:8080/"))
+    ok(machikit(tmp_path, "workshop", "labels", "--map-url", "http://192.168.10.3:8080/"))
+    devices = utf8_lf(tmp_path / "workshop" / "devices.json")
+    assert "役場-AP" in devices and "http://192.168.10.3:8080/" in devices
+    assert "tokamachi.snow-01:$7$" in utf8_lf(tmp_path / "data" / "broker" / "passwd")
+    assert "user tokamachi.snow-01\n" in utf8_lf(tmp_path / "data" / "broker" / "acl")
+    assert (tmp_path / "workshop" / "labels.pdf").read_bytes().startswith(b"%PDF")
