@@ -41,6 +41,11 @@ def _pick_port(args: argparse.Namespace) -> str:
 
 
 def run_flash(args: argparse.Namespace) -> int:
+    from machikit.network import is_loopback_name
+
+    if is_loopback_name(args.broker_host):  # the board would look for a broker on itself
+        print(say("workshop_loopback_broker", host=args.broker_host))
+        return 2
     tls = not args.no_tls
     port_number = args.broker_port or (8883 if tls else 1883)
     config = device_config(args.town, args.name, args.user, args.password, args.wifi_ssid,

@@ -113,8 +113,8 @@ def _prepare(args: argparse.Namespace) -> int:
 
 def _map_url(out_dir: Path, web_port: int) -> str:
     """Where phones will find the map: the running server's, else this laptop's address."""
+    from machikit.network import lan_address
     from machikit.workshop import server_info
-    from machikit.workshop.network import lan_address
 
     info = server_info.load(out_dir)
     if info:
@@ -135,9 +135,9 @@ def _flash(args: argparse.Namespace) -> int:
 
 def _broker(args: argparse.Namespace) -> "Broker":
     """The broker as the boards will see it: given, or where `workshop serve` listens."""
+    from machikit.network import is_loopback_name
     from machikit.workshop import server_info
     from machikit.workshop.flashing import Broker
-    from machikit.workshop.network import is_loopback_name
 
     info = server_info.load(Path(args.devices).parent)
     host = args.broker_host or (info.host if info else None)

@@ -17,9 +17,9 @@ from collector.registry import DASHBOARD_USER, service_users, write_broker_files
 from collector.serve import Server, wait_for_signal
 from collector.settings import Settings, load_settings
 from collector.storage import open_storage
+from machikit.network import EVERY_INTERFACE, is_loopback_name, lan_address
 from machikit.texts import say
 from machikit.workshop import firewall, server_info, terminal_qr
-from machikit.workshop.network import EVERY_INTERFACE, is_loopback_name, lan_address
 from machikit.workshop.prepare import DEVICES_FILE, load_devices
 
 

@@ -91,3 +91,4 @@ def test_ufw_without_root_falls_back_to_its_config(tmp_path, monkeypatch) -> Non
 
 def test_no_firewall_tool_no_advice() -> None:
     assert firewall.advice(PORTS, "Linux", answers({}), which()) == []
+

@@ -1,4 +1,4 @@
-"""Where boards and phones find the instructor's laptop on the workshop Wi-Fi.
+"""Where boards and phones find a laptop or server on the local network (workshop, flash).
 
 127.0.0.1 means "this machine" to everyone: to a board it is the board itself. So
 boards and phones need the laptop's address on the local network, and the servers
