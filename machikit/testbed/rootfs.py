@@ -18,6 +18,11 @@ SUITE = "trixie"
 PACKAGES = (
     "postgresql-17", "postgresql-17-timescaledb",
     "mosquitto", "mosquitto-clients", "micropython",
+    # The client tests under Debian 13's Python 3.13 (client_python.py): venv needs
+    # ensurepip (python3-venv), pip fetches the lock over HTTPS (ca-certificates); the
+    # Pi tests verify their systemd units (systemd-analyze), the workshop LAN tests build
+    # network namespaces (iproute2) and enable a firewall on the laptop (ufw). ≈ 50 MB.
+    "python3", "python3-venv", "ca-certificates", "systemd", "iproute2", "ufw",
 )
 MARKER = ".machikit-testbed.json"  # written last, inside the root: present = complete
 
