@@ -3,6 +3,7 @@ servers run chrooted); reading env.json and running MicroPython do not."""
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from machikit.testbed import mosquitto, postgres, rootfs
 from machikit.testbed.layout import Layout, current, load_secrets, locked, read_env
@@ -16,16 +17,25 @@ def load_env() -> dict[str, str] | None:
 
 
 def is_controllable() -> bool:
-    """True if this process may stop/start the servers (root, test bed built)."""
+    """True if this process may stop/start the servers (root, test bed built, on the host)."""
     layout = current()
-    return (os.geteuid() == 0 and rootfs.is_current(layout.root)
+    return (os.geteuid() == 0 and not inside_root(layout) and rootfs.is_current(layout.root)
             and postgres.is_initialized(layout) and layout.env_file.exists())
+
+
+def inside_root(layout: Layout) -> bool:
+    """True in the client tests' run under the root's own Python (client_python.py): there
+    the test bed's root is "/", so its Mosquitto binary can start a second broker, but the
+    servers belong to the host: their lock and the host's test runs are outside."""
+    return layout.root.resolve() == Path("/")
 
 
 def _control(action: Callable[[Layout], None]) -> None:
     if os.geteuid() != 0:
         raise TestbedError(say("needs_root"))
     layout = current()
+    if inside_root(layout):
+        raise TestbedError(say("py313_no_control"))
     with locked(layout):
         action(layout)
 
