@@ -1,7 +1,8 @@
 """The real test services ("test bed"): TimescaleDB, Mosquitto and MicroPython
 from a cached Debian 13 root, scripted so a fresh machine needs nothing else.
 
-CLI: `machikit dev services up|down|env|status|reset` (see cli.py).
+CLI: `machikit dev services up|down|env|status|reset` (see cli.py); `machikit dev py313`
+runs the client-side tests under the root's own Python 3.13 (client_python.py).
 Tests: load_env(), is_controllable(), stop_/start_postgres(), stop_/start_/
 restart_mosquitto(), micropython_path() (see api.py).
 Layout: $MACHIKIT_TESTBED_DIR (default /var/lib/machikit-testbed) holds root/

@@ -1,4 +1,4 @@
-"""`machikit dev services up|down|env|status|reset`."""
+"""`machikit dev services up|down|env|status|reset` and `machikit dev py313`."""
 
 import argparse
 import json
@@ -8,6 +8,7 @@ import sys
 import time
 
 from machikit.testbed import services
+from machikit.testbed.client_python import CLIENT_TESTS, run_client_tests
 from machikit.testbed.layout import current, locked, read_env
 from machikit.testbed.system import TestbedError
 from machikit.texts import say
@@ -24,11 +25,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     svc.add_argument("action", choices=ACTIONS)
     svc.add_argument("--json", action="store_true", help="env: JSON で出力 / print JSON")
+    py313 = sub.add_parser(
+        "py313", help="クライアント側のテストを Python 3.13 で / the client tests on Python 3.13",
+        description="テスト用の Debian 13 環境の Python 3.13 で pytest を実行（root が必要）/ "
+                    "run pytest under the Python 3.13 of the test bed's Debian 13 root (root)",
+    )
+    # REMAINDER: everything after `py313` goes to pytest as it is (argparse cannot take a
+    # leading option there, hence `--`).
+    py313.add_argument(
+        "pytest_args", nargs=argparse.REMAINDER,
+        help=f"pytest の引数（省略時: {' '.join(CLIENT_TESTS)}。- で始まるときは前に --）/ "
+             f"pytest arguments (default: {' '.join(CLIENT_TESTS)}; put -- before options)",
+    )
 
 
 def run_dev(args: argparse.Namespace) -> int:
     if args.dev_command == "services":
         return run_services(args.action, as_json=args.json)
+    if args.dev_command == "py313":
+        return run_py313(args.pytest_args)
     return 2
 
 
@@ -48,6 +63,16 @@ def run_services(action: str, as_json: bool = False) -> int:
         if exc.detail:
             print(exc.detail, file=sys.stderr)
         return 1
+
+
+def run_py313(pytest_args: list[str]) -> int:
+    if pytest_args[:1] == ["--"]:
+        pytest_args = pytest_args[1:]
+    try:
+        return run_client_tests(pytest_args).returncode
+    except TestbedError as exc:
+        print(exc, file=sys.stderr)
+        return 2
 
 
 def _status() -> int:
