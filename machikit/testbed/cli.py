@@ -34,8 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # leading option there, hence `--`).
     py313.add_argument(
         "pytest_args", nargs=argparse.REMAINDER,
-        help=f"pytest の引数（省略時: {' '.join(CLIENT_TESTS)}。- で始まるときは前に --）/ "
-             f"pytest arguments (default: {' '.join(CLIENT_TESTS)}; put -- before options)",
+        help=f"pytest の引数（テストの指定がなければ {' '.join(CLIENT_TESTS)}。"
+             "- で始まるときは前に --）/ pytest arguments (without test paths: "
+             f"{' '.join(CLIENT_TESTS)}; put -- before a leading option)",
     )
 
 

@@ -142,9 +142,16 @@ def run_client_tests(
 
 
 def pytest_arguments(given: Sequence[str]) -> list[str]:
-    """The deselections always; the given arguments, or the client set."""
+    """The deselections always, the given arguments, and the client set unless they name
+    tests themselves (`-x` alone must not widen the run to the whole suite)."""
     deselect = [arg for node in DESELECTED for arg in ("--deselect", node)]
-    return [*deselect, *(given or CLIENT_TESTS)]
+    return [*deselect, *given, *([] if names_tests(given) else CLIENT_TESTS)]
+
+
+def names_tests(args: Sequence[str]) -> bool:
+    """True if an argument is a test path or node id of the checkout (tests/pi, a::b)."""
+    return any(not arg.startswith("-") and (CHECKOUT / arg.split("::")[0]).exists()
+               for arg in args)
 
 
 def _check(layout: Layout) -> dict[str, str]:
