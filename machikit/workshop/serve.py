@@ -58,7 +58,7 @@ def run_workshop_serve(args: argparse.Namespace) -> int:
     server.start()
     try:
         info = server_info.ServerInfo(host, settings.embedded_mqtt_port,
-                                      urlsplit(server.web_url).port or settings.web.port,
+                                      urlsplit(server.web_url or "").port or settings.web.port,
                                       str(Path(settings.data_dir).resolve()))
         server_info.save(Path(args.out), info)
         print(describe(info, Path(args.out)), flush=True)
