@@ -4,7 +4,7 @@
     python3 quickstart.py demo [args...]       # the demo on the embedded default (no root)
     python3 quickstart.py test [pytest args]   # ruff, mypy (+ firmware), pytest, test services
     python3 quickstart.py machikit [args...]   # any `machikit` command, from the venv
-    python3 quickstart.py install [collector|dev]   # only set up the venv (default: collector)
+    python3 quickstart.py install [collector|pi|dev]   # only set up the venv (default: collector)
 
 Standard library only: it runs before anything is installed, on Linux, macOS and
 Windows, with nothing but Python >= 3.11. It cannot import the project, so its
@@ -32,8 +32,8 @@ from pathlib import Path
 # key -> (日本語, English); shown as "日本語 / English" like machikit/texts.py.
 TEXTS: dict[str, tuple[str, str]] = {
     "usage": (
-        "使い方: python3 quickstart.py demo | test | machikit [引数...] | install [collector|dev]",
-        "usage: python3 quickstart.py demo | test | machikit [args...] | install [collector|dev]",
+        "使い方: python3 quickstart.py demo | test | machikit [引数...] | install [collector|pi|dev]",
+        "usage: python3 quickstart.py demo | test | machikit [args...] | install [collector|pi|dev]",
     ),
     "old_python": (
         "Python 3.11 以上が必要です (今は {version})",
