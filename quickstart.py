@@ -32,8 +32,10 @@ from pathlib import Path
 # key -> (日本語, English); shown as "日本語 / English" like machikit/texts.py.
 TEXTS: dict[str, tuple[str, str]] = {
     "usage": (
-        "使い方: python3 quickstart.py demo | test | machikit [引数...] | install [collector|pi|dev]",
-        "usage: python3 quickstart.py demo | test | machikit [args...] | install [collector|pi|dev]",
+        "使い方: python3 quickstart.py demo | test | machikit [引数...]"
+        " | install [collector|pi|dev]",
+        "usage: python3 quickstart.py demo | test | machikit [args...]"
+        " | install [collector|pi|dev]",
     ),
     "old_python": (
         "Python 3.11 以上が必要です (今は {version})",
