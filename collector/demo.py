@@ -11,7 +11,6 @@ import time
 from urllib.parse import quote, urlsplit
 
 from collector import registry
-from collector.broker import broker_dir
 from collector.serve import Server, wait_for_signal
 from collector.settings import Settings, load_settings, parse_mqtt_url
 from collector.simulate import (
@@ -94,9 +93,7 @@ def login_urls(server: Server, names: list[str]) -> dict[str, str]:
         return dict.fromkeys(names, server.settings.mqtt_url)
     assert server.storage is not None
     passwords = {name: registry.new_password(server.storage, TOWN, name) for name in names}
-    folder = broker_dir(server.settings.data_dir)
-    registry.write_broker_files(server.storage, folder,
-                                registry.service_users(folder / "passwd"))
+    registry.write_embedded_broker_files(server.storage, server.settings.data_dir)
     where = urlsplit(server.mqtt_url)  # the collector's own: the same host and port
     return {name: f"mqtt://{quote(registry.mqtt_user(TOWN, name))}:{quote(password)}"
                   f"@{where.hostname}:{where.port}" for name, password in passwords.items()}

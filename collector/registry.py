@@ -145,6 +145,14 @@ def write_broker_files(storage: Storage, out_dir: Path,
     return passwd, acl
 
 
+def write_embedded_broker_files(storage: Storage, data_dir: Path) -> Path:
+    """The embedded broker's passwd and acl (in data_dir/broker), keeping the service users
+    already there; it re-reads them when they change, so they apply at once."""
+    folder = broker_dir(data_dir)
+    write_broker_files(storage, folder, service_users(folder / "passwd"))
+    return folder
+
+
 def service_users(passwd: Path) -> dict[str, str]:
     """The users of an existing passwd file that are not devices (no '.' in the name)."""
     return {u: h for u, h in credentials.read_password_file(passwd).items() if "." not in u}
@@ -292,6 +300,6 @@ def apply_to_broker(storage: Storage, settings: Settings) -> str:
         return say("device_apply_mosquitto")
     folder = broker_dir(settings.data_dir)
     if (folder / "acl").exists():
-        write_broker_files(storage, folder, service_users(folder / "passwd"))
+        write_embedded_broker_files(storage, settings.data_dir)
         return say("device_applied_embedded", folder=folder)
     return say("device_apply_embedded", folder=folder)

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from collector.broker import broker_dir, local_user
-from collector.registry import DASHBOARD_USER, service_users, write_broker_files
+from collector.broker import local_user
+from collector.registry import DASHBOARD_USER, write_embedded_broker_files
 from collector.serve import Server, wait_for_signal
 from collector.settings import Settings, load_settings
 from collector.storage import open_storage
@@ -33,14 +33,12 @@ def let_devices_in(settings: Settings) -> Path:
     """Write the embedded broker's passwd and acl from the device registry: every device
     `workshop prepare` registered may log in, each to its own topics only."""
     local_user(settings.data_dir, DASHBOARD_USER)  # for `workshop status` and flash checks
-    folder = broker_dir(settings.data_dir)
     storage = open_storage(settings.database())
     try:
         storage.migrate()
-        write_broker_files(storage, folder, service_users(folder / "passwd"))
+        return write_embedded_broker_files(storage, settings.data_dir)
     finally:
         storage.close()
-    return folder
 
 
 def run_workshop_serve(args: argparse.Namespace) -> int:
