@@ -22,6 +22,7 @@ from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
 from machikit import credentials
+from machikit.private import FILE_MODE, private_folder, tighten, write_private_text
 from machikit.texts import say
 
 log = logging.getLogger("machikit.broker")
@@ -121,16 +122,19 @@ def local_user(data_dir: Path, user: str) -> str:
 
     Created on first use; the plain password stays in data_dir (owner-only) so the
     same process can log in again after a restart."""
-    folder = broker_dir(data_dir)
+    private_folder(data_dir)  # it holds the database with the password hashes too
+    folder = private_folder(broker_dir(data_dir))
+    for existing in (folder / "passwd", folder / "acl"):
+        tighten(existing, FILE_MODE)
     secret = folder / f"{user}.secret"
     if secret.exists():
+        tighten(secret, FILE_MODE)
         return secret.read_text("utf-8").strip()
     password = credentials.new_password()
     users = credentials.read_password_file(folder / "passwd")
     users[user] = credentials.hash_password(password)
     credentials.write_password_file(folder / "passwd", users)
-    secret.touch(mode=0o600)
-    secret.write_text(password, encoding="utf-8", newline="\n")
+    write_private_text(secret, password)
     return password
 
 

@@ -22,6 +22,7 @@ from collector.stats import STATS_TOPIC
 from collector.storage import Storage, StorageUnavailable, open_storage
 from collector.storage.base import DeviceAccount
 from machikit import contract, credentials
+from machikit.private import write_private_text
 from machikit.texts import say, say_short
 
 KINDS = (*VEHICLE_KINDS, *SENSOR_KINDS, "printer_buzzer")
@@ -138,10 +139,7 @@ def write_broker_files(storage: Storage, out_dir: Path,
                   if a.mqtt_user and a.password_hash})
     passwd, acl = out_dir / "passwd", out_dir / "acl"
     credentials.write_password_file(passwd, users)
-    temporary = acl.with_suffix(".tmp")
-    temporary.touch(mode=0o600)
-    temporary.write_text(acl_text(accounts), encoding="utf-8", newline="\n")
-    temporary.replace(acl)
+    write_private_text(acl, acl_text(accounts))
     return passwd, acl
 
 

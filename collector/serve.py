@@ -13,6 +13,7 @@ from collector.storage import Storage, open_storage
 
 if TYPE_CHECKING:
     from collector.api.server import WebServer
+from machikit.private import private_folder
 from machikit.texts import say
 
 log = logging.getLogger("machikit.serve")
@@ -37,6 +38,8 @@ class Server:
 
     def start(self) -> None:
         s = self.settings
+        if s.embedded_broker or s.database_url is None:
+            private_folder(s.data_dir)  # password hashes, secrets: owner-only (design.md)
         if s.embedded_broker:
             self.broker = EmbeddedBroker(s.embedded_mqtt_host, s.embedded_mqtt_port, s.data_dir)
             local_url(s)  # make sure the collector's user exists before clients connect

@@ -11,6 +11,8 @@ import hmac
 import secrets
 from pathlib import Path
 
+from machikit.private import new_folders, write_private_text
+
 ITERATIONS = 101  # mosquitto_passwd's default for $7$
 SALT_BYTES = 12
 
@@ -52,9 +54,6 @@ def read_password_file(path: Path) -> dict[str, str]:
 
 def write_password_file(path: Path, users: dict[str, str]) -> None:
     """Write atomically with owner-only permissions: hashes are still secrets."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.touch(mode=0o600)
+    new_folders(path.parent)
     lines = "".join(f"{u}:{h}\n" for u, h in sorted(users.items()))
-    temporary.write_text(lines, encoding="utf-8", newline="\n")  # Mosquitto reads "\n" ends
-    temporary.replace(path)
+    write_private_text(path, lines)  # LF: Mosquitto reads "\n" ends

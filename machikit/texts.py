@@ -541,6 +541,69 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Python 3.13 での実行中はテスト用サービスを止めたり起動したりできません（ホスト側のテストで行います）。",
         "The Python 3.13 run cannot stop or start the test services (the host's test run does that).",
     ),
+    # backup and restore (collector/backup.py, collector/restore.py), private files
+    "private_tightened": (
+        "{path} の権限を {old} から {new} にしました（所有者だけが読めるように）",
+        "Tightened {path} from mode {old} to {new} (owner only)",
+    ),
+    "backup_done": ("バックアップを作りました: {path}（{size}）", "Backup written: {path} ({size})"),
+    "backup_rows": ("表ごとの行数", "Rows per table"),
+    "backup_no_database": (
+        "データベース {path} がまだありません。バックアップするものがありません。",
+        "The database {path} does not exist yet: nothing to back up.",
+    ),
+    "backup_not_found": ("バックアップファイル {file} がありません。", "Backup file {file} not found."),
+    "backup_bad_file": (
+        "{file} は壊れているか、まちキットのバックアップではありません: {detail}",
+        "{file} is damaged or not a machikit backup: {detail}",
+    ),
+    "backup_wrong_kind": (
+        "{file} は {engine} 用のバックアップではありません。設定のデータベースと同じ種類のバックアップを指定してください。",
+        "{file} is not a backup for {engine}. Use a backup made from the same kind of database as the configured one.",
+    ),
+    "restore_done": ("{file} を {target} に復元しました。", "Restored {file} into {target}."),
+    "restore_kept_old": (
+        "元のデータベースは {path} に残しました。",
+        "The previous database is kept as {path}.",
+    ),
+    "restore_in_use": (
+        "{path} は使用中です（machikit serve などが開いています）。止めてから復元してください。",
+        "{path} is in use (machikit serve or another program has it open). Stop it, then restore.",
+    ),
+    "restore_not_empty": (
+        "{target} にはすでにデータがあります（{rows} 行）。置き換えるには --force を付けてください（元のファイルは残します）。",
+        "{target} already holds data ({rows} rows). Add --force to replace it (the old file is kept).",
+    ),
+    "restore_pg_not_empty": (
+        "データベース {target} は空ではありません（表が {tables} 個あります）。空のデータベースを作り、そこに復元してください（operations.md「バックアップと復元」）。",
+        "The database {target} is not empty ({tables} tables). Create an empty database and restore into it (operations.md, Backup and restore).",
+    ),
+    "restore_needs_superuser": (
+        "TimescaleDB の復元にはデータベースの管理者（postgres など）の権限が必要です。管理者の接続先を MACHIKIT_DATABASE_URL に指定して実行してください: {detail}",
+        "Restoring TimescaleDB needs a database superuser (such as postgres). Run it with the superuser's address in MACHIKIT_DATABASE_URL: {detail}",
+    ),
+    "pg_tool_missing": (
+        "{tool} が見つかりません。サーバーと同じ版の PostgreSQL クライアント（例: postgresql-client-17）を入れるか、--pg-bin でそのフォルダーを指定してください（環境変数 MACHIKIT_PG_BIN でも指定できます）。",
+        "{tool} not found. Install the PostgreSQL client of the server's version (e.g. postgresql-client-17), or name its folder with --pg-bin (or MACHIKIT_PG_BIN).",
+    ),
+    "pg_tool_failed": ("{tool} が失敗しました: {detail}", "{tool} failed: {detail}"),
+    "api_too_large": (
+        "リクエストが大きすぎます。",
+        "Request too large.",
+    ),
+    "api_too_many_streams": (
+        "この接続元からのライブ接続が多すぎます。少し待ってからもう一度。",
+        "Too many live connections from this address. Please try again shortly.",
+    ),
+    # machikit flash --ca: the CA a board checks its broker's certificate with
+    "flash_no_ca": (
+        "注意: --ca がないので、ボードはブローカーの証明書を確かめません（暗号化だけ）。町の CA か、公的な証明書ならそれを発行したルート CA のファイルを --ca で渡してください（docs/operations.md）",
+        "Note: no --ca, so the board will not check the broker's certificate (encryption only). Pass the town's CA, or for a public certificate the root CA that issued it, with --ca (docs/operations.md)",
+    ),
+    "flash_bad_ca": (
+        "--ca の証明書はボードで使えません: {detail}",
+        "The --ca certificate cannot be used on a board: {detail}",
+    ),
 }
 
 

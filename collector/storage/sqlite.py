@@ -20,6 +20,7 @@ from collector.storage.base import (
 )
 from collector.storage.migrations import pending
 from collector.storage.reads_sqlite import SqliteReads
+from machikit.private import private_sqlite_files
 
 DEVICE_COLUMNS = "id, town, name, kind, public, label, settings"
 
@@ -29,7 +30,7 @@ class SqliteStorage(SqliteReads):
 
     def __init__(self, path: str) -> None:
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_files(Path(path))  # it holds the devices' password hashes
         self.path = path
         # The collector writes from its own thread; the lock keeps other users safe.
         self._lock = threading.Lock()
