@@ -52,6 +52,15 @@ class Web(BaseModel):
     live_poll_s: float = Field(0.5, gt=0, le=10)  # how often the live stream looks for new data
     heartbeat_s: float = Field(15.0, gt=0)
     max_live_clients: int = Field(5000, ge=1)
+    # One household or school behind one address opens a few streams; a flood opens
+    # hundreds. Behind a proxy the address is the proxy's unless it is trusted
+    # (uvicorn's forwarded_allow_ips, default 127.0.0.1: a proxy on the same machine).
+    max_live_per_address: int = Field(20, ge=1)
+    # Devices send a status at least every 5 min (firmware status_s, pi trackers 60 s):
+    # three missed reports in a row means the collector no longer hears them.
+    silence_s: int = Field(900, ge=60)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)  # the API only reads; no body is needed
+    max_header_bytes: int = Field(16 * 1024, ge=4096)  # request line plus all headers
 
 
 class MapView(BaseModel):

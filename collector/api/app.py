@@ -4,6 +4,7 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from collector.api import page, routes
+from collector.api.guard import Guard
 from collector.api.live import Hub
 from collector.api.snapshot import Snapshot
 from collector.settings import Settings, load_settings
@@ -51,6 +53,7 @@ def create_app(settings: Settings, storage: Storage | None = None) -> FastAPI:
     app.include_router(page.router)
     app.mount("/static", CachedStatic(directory=page.WEB_DIR), name="static")
     app.add_exception_handler(RequestValidationError, bad_request)
+    app.add_middleware(Guard, settings=settings)
     return app
 
 
@@ -64,10 +67,17 @@ def calm_garbage_collector() -> None:
 
 
 async def bad_request(request: Request, error: Exception) -> JSONResponse:
-    """A wrong query (e.g. minutes=9999) gets one bilingual line plus the details."""
+    """A wrong query (e.g. minutes=9999) gets one bilingual line naming the parameter
+    and the rule it broke, never the value sent (it could be anything, and long)."""
     errors = error.errors() if isinstance(error, RequestValidationError) else []
-    detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+    detail = "; ".join(f"{e['loc'][-1]}: {rule(e)}" for e in errors)
     return JSONResponse({"detail": say("api_bad_request", detail=detail)}, status_code=422)
+
+
+def rule(error: Any) -> str:
+    """Pydantic's message, unless it quotes the value sent."""
+    sent = str(error.get("input", ""))
+    return error["type"] if sent and sent in error["msg"] else error["msg"]
 
 
 def app_from_environment() -> FastAPI:

@@ -27,6 +27,7 @@ class Hub:
     def __init__(self, settings: Settings, snapshot: Snapshot) -> None:
         self.settings, self.snapshot = settings, snapshot
         self.clients: dict[str, set[asyncio.Queue[bytes]]] = {}
+        self.per_address: dict[str, int] = {}  # open streams by client address
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -67,6 +68,20 @@ class Hub:
     @property
     def client_count(self) -> int:
         return sum(len(queues) for queues in self.clients.values())
+
+    def admit(self, address: str) -> bool:
+        """Count one more stream for this address, unless it has its share already:
+        one address opening hundreds must not take the places of everyone else."""
+        open_now = self.per_address.get(address, 0)
+        if open_now >= self.settings.web.max_live_per_address:
+            return False
+        self.per_address[address] = open_now + 1
+        return True
+
+    def release(self, address: str) -> None:
+        left = self.per_address.pop(address, 1) - 1
+        if left > 0:
+            self.per_address[address] = left
 
     def _send(self, changes: list[Change], at_ms: int) -> None:
         assert self.loop is not None

@@ -4,6 +4,7 @@ The routes send ready-made JSON bytes from the snapshot; these models only
 describe them, so API users and the docs see every field with its meaning.
 """
 
+from enum import IntEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -110,5 +111,42 @@ class Health(BaseModel):
     database: Literal["ok", "unavailable"]
     engine: str
     snapshot_age_ms: int
+    receiving: Literal["ok", "not_receiving", "no_devices_online"] = Field(
+        description="not_receiving: devices are online but no message was stored for "
+                    "longer than [web] silence_s")
+    newest_message_age_ms: int | None = Field(
+        description="age of the newest stored message; null when nothing is stored yet")
+    devices_online: int = Field(description="devices whose latest status is online")
     live_clients: int
     version: str
+
+
+class Error(BaseModel):
+    """Every error answer: one fixed bilingual line that never repeats the request."""
+
+    detail: str = Field(description="日本語 / English")
+
+
+class Bucket(IntEnum):
+    """The history's bucket sizes, in seconds."""
+
+    minute = 60
+    five_minutes = 300
+    ten_minutes = 600
+    quarter_hour = 900
+    half_hour = 1800
+    hour = 3600
+    three_hours = 10800
+    six_hours = 21600
+    day = 86400
+
+
+def errors(*codes: int) -> dict[int | str, dict]:
+    """The `responses=` of a route: its error answers, all shaped like Error."""
+    words = {304: "変更なし / not modified (If-None-Match)",
+             404: "ありません / no such town or device, or not shown now",
+             422: "リクエストが正しくありません / bad request",
+             429: "この接続元からの接続が多すぎます / too many streams from this address",
+             503: "一時的に使えません / temporarily unavailable (Retry-After)"}
+    return {code: ({"description": words[code]} if code == 304
+                   else {"model": Error, "description": words[code]}) for code in codes}

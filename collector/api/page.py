@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from collector.settings import Settings
@@ -80,17 +80,22 @@ VERSION = asset_version()
 def home(request: Request) -> HTMLResponse:
     town = default_town(request)
     if town is None:
-        return HTMLResponse(f"<p>{html.escape(say('api_no_public_devices'))}</p>",
-                            status_code=404)
+        return not_found("api_no_public_devices")
     return map_page(request, town)
 
 
 @router.get("/map/{town}", response_class=HTMLResponse)
 def map_page(request: Request, town: str) -> HTMLResponse:
     settings: Settings = request.app.state.settings
-    if not town.replace("-", "").replace("_", "").isalnum():
-        raise HTTPException(404)
+    if not request.app.state.hub.snapshot.town_exists(town):
+        return not_found("api_no_town")
     return HTMLResponse(render(settings, town), headers={"Cache-Control": "public, max-age=60"})
+
+
+def not_found(key: str) -> HTMLResponse:
+    """A short page in both languages; it never repeats the address asked for."""
+    return HTMLResponse(f'<!doctype html><html lang="ja"><meta charset="utf-8">'
+                        f"<p>{html.escape(say(key))}</p>", status_code=404)
 
 
 @router.get("/map")

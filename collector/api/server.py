@@ -16,10 +16,16 @@ from machikit.texts import say
 log = logging.getLogger("machikit.api")
 
 
+def server_options(settings: Settings) -> dict:
+    """The same for one process and for several workers. h11, not httptools: only h11
+    limits the size of a request's headers (httptools kept 50 MB of them in memory)."""
+    return {"host": settings.web.host, "port": settings.web.port, "log_level": "warning",
+            "access_log": False, "proxy_headers": True, "timeout_graceful_shutdown": 3,
+            "http": "h11", "h11_max_incomplete_event_size": settings.web.max_header_bytes}
+
+
 def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
-    return uvicorn.Config(
-        app, host=settings.web.host, port=settings.web.port, log_level="warning",
-        access_log=False, proxy_headers=True, timeout_graceful_shutdown=3)
+    return uvicorn.Config(app, **server_options(settings))
 
 
 class WebServer:
@@ -85,9 +91,7 @@ def run_api(args: argparse.Namespace) -> int:
     print(say("web_ready", url=f"http://{settings.web.host}:{settings.web.port}/"), flush=True)
     if args.workers > 1:
         uvicorn.run("collector.api.app:app_from_environment", factory=True,
-                    host=settings.web.host, port=settings.web.port, workers=args.workers,
-                    log_level="warning", access_log=False, proxy_headers=True,
-                    timeout_graceful_shutdown=3)
+                    workers=args.workers, **server_options(settings))
     else:
         uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()
     return 0

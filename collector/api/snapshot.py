@@ -89,6 +89,8 @@ class Snapshot:
         self._readings: dict[int, list[dict]] = {}
         self._bad_settings: set[str] = set()
         self.polled_at = 0  # last successful database read
+        self.registered: set[str] = set()  # towns with devices (not revoked)
+        self.activity: dict = {"newest_ms": None, "online": 0}  # storage.receiving()
         self.database_ok = False
 
     def poll(self) -> list[Change]:
@@ -107,6 +109,8 @@ class Snapshot:
     def _read(self, now: int) -> None:
         if now - self._devices_at >= DEVICES_EVERY_MS:
             self._load_devices()
+            self.registered = set(self.storage.registered_towns())
+            self.activity = self.storage.receiving()
             self._devices_at = now
         vehicles = [d for d, p in self.policies.items() if p.is_vehicle]
         sensors = [d for d, p in self.policies.items() if not p.is_vehicle]
@@ -160,6 +164,15 @@ class Snapshot:
         return (b'event: snapshot\ndata: {"now_ms":' + str(at_ms).encode()
                 + b',"vehicles":' + view.vehicles.body
                 + b',"sensors":' + view.sensors.body + b"}\n\n")
+
+    def town_exists(self, town: str) -> bool:
+        """A town is known when devices are registered in it or the settings name it;
+        "+" (the setting for "every town") is never a town."""
+        settings = self.settings
+        configured = {settings.map.town, None if settings.town == "+" else settings.town}
+        if town in configured:
+            return True
+        return town in self.registered and settings.town in ("+", town)
 
     def town_names(self) -> list[str]:
         return sorted(town for town, view in self.towns.items() if view.policies)

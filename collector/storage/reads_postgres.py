@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from collector.storage.base import Device
-from collector.storage.reads_sqlite import _history
+from collector.storage.reads_sqlite import DATA_TABLES, ONLINE_DEVICES, _history
 
 DEVICE_COLUMNS = "id, town, name, kind, public, label, settings"
 
@@ -103,6 +103,17 @@ class PostgresReads:
             "SELECT unit, quality FROM readings WHERE device_id = %s AND sensor = %s"
             " ORDER BY time DESC LIMIT 1", (device_id, sensor))
         return _history(rows, newest)
+
+    def registered_towns(self) -> list[str]:
+        rows = self._all("SELECT DISTINCT town FROM devices WHERE revoked_at IS NULL")
+        return sorted(town for (town,) in rows)
+
+    def receiving(self) -> dict:
+        """When the newest message arrived, and how many devices last said "online"."""
+        newest = [row[0] for table in DATA_TABLES for row in self._all(
+            f"SELECT {ms('received_at')} FROM {table} ORDER BY time DESC LIMIT 1")]
+        ((online,),) = self._all(ONLINE_DEVICES)
+        return {"newest_ms": max(newest, default=None), "online": online}
 
     def ping(self) -> None:
         self._all("SELECT 1")

@@ -26,6 +26,16 @@ SELECT sensor FROM s WHERE sensor IS NOT NULL
 """
 
 
+# The newest row by device time, one index probe per table: received_at of that row
+# is when the newest message arrived (replayed old data never becomes "newest").
+DATA_TABLES = ("positions", "readings", "events", "device_status")
+ONLINE_DEVICES = """
+SELECT count(*) FROM devices d WHERE d.revoked_at IS NULL AND (
+    SELECT state FROM device_status s WHERE s.device_id = d.id ORDER BY time DESC LIMIT 1
+) = 'online'
+"""
+
+
 class SqliteReads:
     db: sqlite3.Connection
     _lock: threading.Lock
@@ -89,6 +99,17 @@ class SqliteReads:
             "SELECT unit, quality FROM readings WHERE device_id = ? AND sensor = ?"
             " ORDER BY time DESC LIMIT 1", (device_id, sensor))
         return _history(rows, newest)
+
+    def registered_towns(self) -> list[str]:
+        rows = self._all("SELECT DISTINCT town FROM devices WHERE revoked_at IS NULL")
+        return sorted(town for (town,) in rows)
+
+    def receiving(self) -> dict:
+        """When the newest message arrived, and how many devices last said "online"."""
+        newest = [row[0] for table in DATA_TABLES for row in self._all(
+            f"SELECT received_at FROM {table} ORDER BY time DESC LIMIT 1")]
+        ((online,),) = self._all(ONLINE_DEVICES)
+        return {"newest_ms": max(newest, default=None), "online": online}
 
     def ping(self) -> None:
         self._all("SELECT 1")

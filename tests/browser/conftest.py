@@ -166,6 +166,9 @@ class Visit:
         self.blocked: list[str] = []
         self.errors: list[str] = []
         self.page.on("pageerror", lambda err: self.errors.append(str(err)))
+        # The server's Content-Security-Policy must never stop a part of the map.
+        self.page.on("console", lambda message: self.errors.append(message.text)
+                     if "Content Security Policy" in message.text else None)
         # Town intranets block CDNs and the internet: so do we, for every test.
         self.context.route("**/*", self._only_our_server)
 

@@ -54,7 +54,7 @@ def test_page_works_with_every_external_request_blocked(visit: OpenVisit) -> Non
     stall = v.page.locator(MARKER.format("stall-01") + " .mk")
     assert "mk-stale" in (stall.get_attribute("class") or "")
     assert re.search(r"\d+分前", stall.inner_text())
-    v.page.wait_for_function("document.getElementById('connection').dataset.state === 'live'")
+    v.page.wait_for_function("() => document.getElementById('connection').dataset.state === 'live'")
     assert v.page.locator("#connection").inner_text() == ja("map_conn_live")
     v.screenshot("desktop-map")
 
@@ -63,7 +63,7 @@ def test_a_new_position_moves_the_bus_within_2_seconds(
         visit: OpenVisit, map_server: MapServer) -> None:
     v = visit(DESKTOP)
     v.open()
-    v.page.wait_for_function("document.getElementById('connection').dataset.state === 'live'")
+    v.page.wait_for_function("() => document.getElementById('connection').dataset.state === 'live'")
     latencies = []
     for step in range(1, 4):
         lat, lon = HOME[0] + 0.001 * step, HOME[1] + 0.0015 * step
@@ -99,7 +99,7 @@ def test_private_devices_and_the_printer_buzzer_never_reach_the_browser(
     stream_messages: list[str] = []
     cdp.on("Network.eventSourceMessageReceived", lambda e: stream_messages.append(e["data"]))
     v.open()
-    v.page.wait_for_function("document.getElementById('connection').dataset.state === 'live'")
+    v.page.wait_for_function("() => document.getElementById('connection').dataset.state === 'live'")
     # Both keep sending while the page watches.
     map_server.move("secret-bus", HOME[0] + 0.002, HOME[1] + 0.002)
     map_server.move("bus-01", HOME[0] + 0.0005, HOME[1] + 0.0005)
@@ -259,7 +259,7 @@ def test_a_label_qr_link_opens_that_device(visit: OpenVisit) -> None:
     assert PUBLIC["snow-01"] in popup.inner_text()
     v.page.evaluate("window.location.hash = 'stall-01'")
     v.page.wait_for_function(
-        "document.querySelector('.leaflet-popup') && document.querySelector('.leaflet-popup')"
+        "() => document.querySelector('.leaflet-popup') && document.querySelector('.leaflet-popup')"
         ".innerText.includes(" + repr(PUBLIC["stall-01"]) + ")")
 
 
@@ -271,11 +271,11 @@ def test_without_the_live_stream_the_page_polls_and_reconnects(
     page.route("**/live", lambda route: route.abort())   # a proxy that kills the stream
     v.open()
     state = "document.getElementById('connection').dataset.state"
-    page.wait_for_function(f"{state} === 'down'")
+    page.wait_for_function(f"() => {state} === 'down'")
     assert page.locator("#connection").inner_text() == ja("map_conn_down")
     assert page.locator("#connection").get_attribute("aria-live") == "polite"
     # After 10 s without a stream the page asks every 10 s: the bus still moves.
-    page.wait_for_function(f"{state} === 'polling'", timeout=20_000)
+    page.wait_for_function(f"() => {state} === 'polling'", timeout=20_000)
     assert page.locator("#connection").inner_text() == ja("map_conn_polling")
     lat, lon = HOME[0] - 0.002, HOME[1] + 0.003
     map_server.move("bus-01", lat, lon)
@@ -287,6 +287,6 @@ def test_without_the_live_stream_the_page_polls_and_reconnects(
     v.screenshot("phone-polling")
     # The stream comes back by itself, and polling stops.
     page.unroute("**/live")
-    page.wait_for_function(f"{state} === 'live'", timeout=20_000)
+    page.wait_for_function(f"() => {state} === 'live'", timeout=20_000)
     assert page.locator("#connection").inner_text() == ja("map_conn_live")
     assert page.evaluate("machikitMap.state.live") is True

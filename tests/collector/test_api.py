@@ -4,9 +4,12 @@ The town below has one device for each way the publish policy hides things;
 the tests check that none of them leaks through any endpoint or the live stream.
 """
 
+import contextlib
+import re
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -43,7 +46,7 @@ def reading(device_id: int, seq: int, t: int, sensor: str, value: float, unit: s
 
 def seed(storage: Storage) -> dict[str, int]:
     add = storage.add_device
-    ids = {
+    devices = {
         "bus-01": add(TOWN, "bus-01", "bus", True, "バス1号車", {"service_hours": ["00:00-24:00"]}),
         "stale-01": add(TOWN, "stale-01", "bus", True, "バス2号車"),
         "shift-01": add(TOWN, "shift-01", "bus", True, "バス3号車",
@@ -58,7 +61,7 @@ def seed(storage: Storage) -> dict[str, int]:
                        {"location": [42.32, 140.99]}),
         "snow-private": add(TOWN, "snow-private", "snow_gauge", False, "非公開積雪計"),
     }
-    ids = {name: device.id for name, device in ids.items()}
+    ids = {name: device.id for name, device in devices.items()}
     batch = Batch()
     for seq, age in enumerate((60, 30, 10), 1):  # bus-01 drives north
         batch.add("positions", fix(ids["bus-01"], seq, NOW - age * 1000, 42.30 + seq / 1000))
@@ -105,15 +108,20 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
 
 
 class ApiServer:
-    def __init__(self, url: str) -> None:
-        self.url = url
+    """The API on `url`, seeded by `seed_with`; keyword arguments change the settings."""
+
+    def __init__(self, url: str, seed_with: Callable[[Storage], dict[str, int]] = seed,
+                 **settings: object) -> None:
+        self.url, self.seed_with = url, seed_with
+        self.settings: dict = {"town": TOWN, **settings}
+        self.settings["web"] = {"port": 0, "live_poll_s": 0.1, "heartbeat_s": 1,
+                                **self.settings.get("web", {})}
 
     def __enter__(self) -> Api:
         self.storage = open_storage(self.url)
         self.storage.migrate()
-        ids = seed(self.storage)
-        settings = Settings(database_url=self.url, mqtt_url="mqtt://unused:1", town=TOWN,
-                            web={"port": 0, "live_poll_s": 0.1, "heartbeat_s": 1})
+        ids = self.seed_with(self.storage)
+        settings = Settings(database_url=self.url, mqtt_url="mqtt://unused:1", **self.settings)
         self.web = WebServer(settings)
         self.web.start()
         self.api = Api(self.web, self.storage, ids)
@@ -201,7 +209,7 @@ def test_bad_requests_get_a_bilingual_answer(api: Api) -> None:
     bucket = api.get("/sensors/snow-01/history", params={"sensor": "snow_depth", "bucket": 7})
     assert bucket.status_code == 422 and "bucket" in bucket.json()["detail"]
     unknown = api.http.get("/api/v1/towns/nowhere/vehicles")
-    assert unknown.status_code == 404 and "nowhere" in unknown.json()["detail"]
+    assert unknown.status_code == 404 and "No such town" in unknown.json()["detail"]
 
 
 def test_health(api: Api) -> None:
@@ -292,3 +300,238 @@ def test_database_outage_keeps_the_map_up_and_health_says_so(database_url: str) 
             testbed.start_postgres()
         assert wait_until(lambda: api.http.get("/api/v1/health").status_code == 200, 30)
         assert api.get("/vehicles/bus-01/track").status_code == 200
+
+
+# --- the public API under attack --------------------------------------------------------
+
+@pytest.fixture
+def sqlite_api(tmp_path: Path) -> Iterator[Api]:
+    """For what does not depend on the engine: the server's own limits and headers."""
+    with ApiServer(f"sqlite:///{tmp_path}/api.db") as running:
+        yield running
+
+
+def raw_request(api: Api, head: bytes, body_parts: Iterator[bytes] | None = None,
+                source: str = "127.0.0.1") -> bytes:
+    """Send bytes as they are (no client library tidies them up) and read the answer
+    until the server closes or goes quiet; b"" when it just closed the connection."""
+    host, port = api.web.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5,
+                                  source_address=(source, 0)) as sock:
+        try:
+            sock.sendall(head)
+            for part in body_parts or ():
+                sock.sendall(part)
+        except OSError:
+            pass  # closed while we were still sending: an answer may be waiting anyway
+        return read_answer(sock)
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    received = b""
+    with contextlib.suppress(OSError):
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def still_serving(api: Api) -> bool:
+    return api.http.get("/api/v1/health").status_code == 200
+
+
+def test_a_huge_header_is_refused_and_the_server_goes_on(sqlite_api: Api) -> None:
+    big = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2_000_000 + b"\r\n\r\n"
+    answer = raw_request(sqlite_api, big)
+    assert answer == b"" or answer.split(b" ", 2)[1] in (b"400", b"431"), answer[:200]
+    assert still_serving(sqlite_api)
+
+
+@pytest.mark.parametrize("how", ["declared", "chunked"])
+def test_a_big_body_gets_413(sqlite_api: Api, how: str) -> None:
+    path = f"{sqlite_api.base}/vehicles"
+    if how == "declared":  # said up front: refused before the body is read
+        head = f"GET {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"
+        parts = iter([b"a" * 1000])
+    else:  # no length given: counted while it arrives
+        head = f"GET {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        parts = iter([b"4000\r\n" + b"a" * 0x4000 + b"\r\n"] * 10 + [b"0\r\n\r\n"])
+    answer = raw_request(sqlite_api, head.encode(), parts)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert "Request too large" in answer.decode()
+    small = sqlite_api.http.request("GET", path, content=b"x" * 1000)
+    assert small.status_code == 200
+    assert still_serving(sqlite_api)
+
+
+def test_error_answers_never_repeat_what_was_asked(sqlite_api: Api) -> None:
+    long = "z" * 3000
+    answers = [
+        sqlite_api.http.get(f"/api/v1/towns/{long}/vehicles"),
+        sqlite_api.http.get(f"/map/{long}"),
+        sqlite_api.get(f"/vehicles/{long}/track"),
+        sqlite_api.get(f"/sensors/{long}/history", params={"sensor": "snow_depth"}),
+        sqlite_api.get("/vehicles/bus-01/track", params={"minutes": long}),
+        sqlite_api.get("/vehicles", params={"kind": long}),
+        sqlite_api.get("/sensors/snow-01/history", params={"sensor": long}),
+        sqlite_api.get("/sensors/snow-01/history", params={"sensor": "snow_depth",
+                                                           "bucket": long}),
+    ]
+    for answer in answers:
+        assert answer.status_code in (404, 422), answer.request.url
+        assert long[:20] not in answer.text, answer.request.url
+        assert len(answer.content) < 600, answer.request.url
+
+
+def test_head_answers_like_get_without_a_body(sqlite_api: Api) -> None:
+    paths = ["/", f"/map/{TOWN}", "/api/v1/health", f"{sqlite_api.base}/vehicles",
+             f"{sqlite_api.base}/sensors", f"{sqlite_api.base}/vehicles/bus-01/track",
+             f"{sqlite_api.base}/sensors/snow-01/history?sensor=snow_depth",
+             f"{sqlite_api.base}/live", "/static/map/start.js"]
+    for path in paths:
+        head = sqlite_api.http.head(path)
+        assert head.status_code == 200, path
+        assert head.content == b"", path
+        assert head.headers["content-type"].split(";")[0] in (
+            "text/html", "application/json", "text/event-stream", "text/javascript"), path
+    assert sqlite_api.web.app.state.hub.client_count == 0  # HEAD opened no stream
+    assert sqlite_api.http.head("/api/v1/towns/nowhere/vehicles").status_code == 404
+
+
+def test_wildcards_and_unknown_towns_are_not_towns(tmp_path: Path) -> None:
+    """With town = "+" (collect every town) neither "+" nor "#" become a town."""
+    with ApiServer(f"sqlite:///{tmp_path}/api.db", town="+") as api:
+        for town in ("+", "%2B", "%23", "nowhere", "testtown-not"):
+            assert api.http.get(f"/api/v1/towns/{town}/vehicles").status_code == 404, town
+            assert api.http.get(f"/api/v1/towns/{town}/sensors").status_code == 404, town
+            assert api.http.get(f"/api/v1/towns/{town}/live").status_code == 404, town
+            assert api.http.get(f"/map/{town}").status_code == 404, town
+        assert api.names("/vehicles") == {"bus-01", "stale-01", "shift-01"}
+        assert api.http.get(f"/map/{TOWN}").status_code == 200
+        # A town exists once a device is registered there, even one not public (yet).
+        api.storage.add_device("newtown", "bus-09", "bus", False)
+        assert wait_until(
+            lambda: api.http.get("/api/v1/towns/newtown/vehicles").status_code == 200, 10)
+        assert api.http.get("/api/v1/towns/newtown/vehicles").json()["features"] == []
+        assert api.http.get("/map/newtown").status_code == 200
+
+
+def test_security_headers_everywhere(sqlite_api: Api) -> None:
+    page = sqlite_api.http.get("/")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "img-src 'self' data: https://cyberjapandata.gsi.go.jp" in policy  # the tiles
+    assert "unsafe-eval" not in policy
+    for answer in (page, sqlite_api.get("/vehicles"), sqlite_api.http.get("/api/v1/health"),
+                   sqlite_api.http.get("/static/map/start.js"),
+                   sqlite_api.http.get("/api/v1/towns/nowhere/vehicles")):
+        assert answer.headers["x-content-type-options"] == "nosniff", answer.request.url
+        assert answer.headers["x-frame-options"] == "DENY", answer.request.url
+        assert answer.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert sqlite_api.get("/vehicles").headers["content-security-policy"].startswith(
+        "default-src 'none'")
+
+
+def open_stream(api: Api, source: str, extra: str = "") -> socket.socket:
+    """A live stream from `source` (every 127.x.x.x is this machine on Linux), left open."""
+    host, port = api.web.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=5, source_address=(source, 0))
+    sock.sendall(f"GET {api.base}/live HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode())
+    return sock
+
+
+def first_answer(sock: socket.socket) -> bytes:
+    """The whole answer when refused; status, headers and snapshot when the stream opened."""
+    received = b""
+    while not answered(received):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def answered(received: bytes) -> bool:
+    head, _, body = received.partition(b"\r\n\r\n")
+    if not _:
+        return False
+    if b" 200 " in head[:13]:
+        return b"event: snapshot" in body
+    length = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+    return length is not None and len(body) >= int(length[1])
+
+
+def test_one_address_cannot_take_every_live_stream(sqlite_api: Api) -> None:
+    """The default share is 20 streams per address. An address that is not a trusted
+    proxy cannot escape it by making up X-Forwarded-For."""
+    flood = []
+    try:
+        for n in range(20):
+            flood.append(open_stream(sqlite_api, "127.0.0.2", f"X-Forwarded-For: 10.0.0.{n}\r\n"))
+            assert b"event: snapshot" in first_answer(flood[-1]), n
+        refused = open_stream(sqlite_api, "127.0.0.2", "X-Forwarded-For: 10.9.9.9\r\n")
+        answer = first_answer(refused).decode()
+        refused.close()
+        assert answer.startswith("HTTP/1.1 429 "), answer
+        assert "retry-after: 30" in answer.lower()
+        assert "この接続元からのライブ接続が多すぎます" in answer
+        other = open_stream(sqlite_api, "127.0.0.1")  # someone else still gets the map
+        assert b"event: snapshot" in first_answer(other)
+        other.close()
+        flood.pop().close()  # a place given back is free again
+        assert wait_until(lambda: sqlite_api.web.app.state.hub.per_address == {
+            "127.0.0.2": 19}, 5)
+        again = open_stream(sqlite_api, "127.0.0.2")
+        assert b"event: snapshot" in first_answer(again)
+        again.close()
+    finally:
+        for sock in flood:
+            sock.close()
+    assert wait_until(lambda: sqlite_api.web.app.state.hub.per_address == {}, 5)
+
+
+# --- health: does the collector still hear the devices? ---------------------------------
+
+def status(device_id: int, t: int, state: str) -> tuple:
+    return (t, device_id, t, state, "1.0", 1, 1000, -60, 0, 50_000, None, None, 0, True,
+            None, None)
+
+
+def seed_silent(storage: Storage) -> dict[str, int]:
+    """A bus that said "online" 20 minutes ago and nothing since."""
+    bus = storage.add_device(TOWN, "bus-01", "bus", True, "バス1号車")
+    batch = Batch()
+    batch.add("device_status", status(bus.id, NOW - 20 * MIN, "online"))
+    storage.write(batch)
+    return {"bus-01": bus.id}
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_health_says_when_nothing_arrives_from_online_devices(
+        engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    with contextlib.ExitStack() as stack:
+        url = f"sqlite:///{tmp_path}/api.db" if engine == "sqlite" else stack.enter_context(
+            fresh_database(request.getfixturevalue("database_url")))
+        api = stack.enter_context(ApiServer(url, seed_silent))
+        health = api.http.get("/api/v1/health")
+        assert health.status_code == 503, health.text
+        body = health.json()
+        assert (body["status"], body["receiving"], body["devices_online"]) == (
+            "degraded", "not_receiving", 1)
+        assert 20 * MIN <= body["newest_message_age_ms"] < 21 * MIN
+        assert body["database"] == "ok"
+
+        now = time.time_ns() // 1_000_000
+        fresh = Batch()
+        fresh.add("positions", fix(api.ids["bus-01"], 1, now))
+        api.storage.write(fresh)
+        assert wait_until(lambda: api.http.get("/api/v1/health").status_code == 200, 10)
+        body = api.http.get("/api/v1/health").json()
+        assert body["receiving"] == "ok" and body["newest_message_age_ms"] < 10_000
+
+        gone = Batch()  # the device said goodbye: silence is then expected
+        gone.add("device_status", status(api.ids["bus-01"], now + 1, "offline"))
+        api.storage.write(gone)
+        assert wait_until(lambda: api.http.get("/api/v1/health").json()["receiving"]
+                          == "no_devices_online", 10)
+        assert api.http.get("/api/v1/health").status_code == 200
