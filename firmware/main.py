@@ -83,7 +83,11 @@ def configured(cfg, guard, wdt, reset):
     b, d = cfg["broker"], cfg["device"]
     # timeout_s=5: a dead broker must not hold one loop round past the watchdog (8.3 s).
     link = mk_mqtt.Link(d["town"], d["name"], b["host"], b["port"], d["user"], d["password"],
-                        tls=b["tls"], fw=FW, on_command=on_command, timeout_s=5)
+                        tls=b["tls"], fw=FW, on_command=on_command, timeout_s=5,
+                        cadata=b.get("cadata"))
+    if b["tls"] and not b.get("ca"):
+        log("ブローカーの証明書を確かめません（broker.ca がありません）/ the broker's "
+            "certificate is NOT checked: no broker.ca")
     if guard.safe:
         # Safe mode: connectivity and status only, so the board can be fixed remotely or
         # over USB. The app is what crashed, so it is not even built.

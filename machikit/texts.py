@@ -604,6 +604,15 @@ TEXTS: dict[str, tuple[str, str]] = {
         "--ca の証明書はボードで使えません: {detail}",
         "The --ca certificate cannot be used on a board: {detail}",
     ),
+    # machikit flash --ca: the CA a board checks its broker's certificate with
+    "flash_no_ca": (
+        "注意: --ca がないので、ボードはブローカーの証明書を確かめません（暗号化だけ）。町の CA か、公的な証明書ならそれを発行したルート CA のファイルを --ca で渡してください（docs/operations.md）",
+        "Note: no --ca, so the board will not check the broker's certificate (encryption only). Pass the town's CA, or for a public certificate the root CA that issued it, with --ca (docs/operations.md)",
+    ),
+    "flash_bad_ca": (
+        "--ca の証明書はボードで使えません: {detail}",
+        "The --ca certificate cannot be used on a board: {detail}",
+    ),
 }
 
 

@@ -56,6 +56,8 @@ SETTINGS = {
 # Filled in when config.json does not say. Required fields default to "" and are reported.
 DEFAULTS = {
     "wifi": {"ssid": "", "password": "", "country": "JP"},  # JP: channels 12-13 allowed
+    # An optional "ca" names the file of the CA certificate(s) the broker's certificate must
+    # come from (DER, written by `machikit flash --ca`); without it: encrypted, not checked.
     "broker": {"host": "", "port": 8883, "tls": True},
     "device": {"town": "", "name": "", "user": "", "password": ""},
     "app": {"name": "", "settings": {"interval_s": 60, "status_s": 300}},
@@ -266,6 +268,17 @@ def load(path, remote_path=None):
     else:
         _merge(cfg, data, problems)
         problems.extend(validate(cfg))
+    ca = cfg["broker"].get("ca")
+    if not problems and ca is not None:
+        if isinstance(ca, str) and ca:
+            import mk_ca  # only on boards that check their broker: less to load elsewhere
+
+            cfg["broker"]["cadata"], why = mk_ca.read_ca(ca)
+            p = problem(*why) if why else None
+        else:
+            p = problem("設定 broker.ca はファイル名にしてください", "broker.ca must be a file name")
+        if p:
+            problems.append(p)
     ok = not problems
     # What config.json says, kept so a remote `null` can go back to it.
     base = cfg["app"]["settings"]

@@ -74,39 +74,65 @@ class _TimedSockets:
     # stops answering would freeze the device in read() forever (until the watchdog bites).
     # We give the vendored module this stand-in for its `socket` module: the same functions,
     # but every new socket has a timeout. (Assigning a module global is not editing the file.)
+    # The socket is kept (`last`): over TLS, client.sock is MicroPython's SSLSocket, which has
+    # setblocking() but no settimeout(), so the timeout is set again on this one.
     def __init__(self, timeout_s):
         self.timeout_s = timeout_s
         self.getaddrinfo = socket.getaddrinfo
+        self.last = None
 
     def socket(self, *args):
         sock = socket.socket(*args)
         sock.settimeout(self.timeout_s)
+        self.last = sock
         return sock
 
 
 class _TlsShim:
     # umqtt.simple 1.3.4 does `import ussl; ussl.wrap_socket(sock, **ssl_params)`.
-    # MicroPython 1.23 dropped the `ussl` name (only `ssl` exists; its wrap_socket is kept).
-    # Registering this object as sys.modules["ussl"] makes that import work, and lets us use
-    # SSLContext so the server's certificate is checked (cadata) and SNI is sent.
+    # MicroPython 1.23 dropped the `ussl` name. Registering this object as sys.modules["ussl"]
+    # makes that import work, and lets us use SSLContext so the server's certificate is
+    # checked (cadata) and SNI is sent.
+    # cadata: a list of DER certificates (mk_config.read_ca), or the bytes of one. With it,
+    # a broker whose certificate is not from one of them, or not for `server`, is refused
+    # during the handshake (connect() fails, send() answers False, the Link backs off).
     def __init__(self, server, cadata):
         self.server = server
         self.cadata = cadata
 
     def wrap_socket(self, sock, **params):
-        import ssl
-
+        ssl, positional = _tls_module()
         if not hasattr(ssl, "SSLContext"):  # MicroPython before 1.23
             return ssl.wrap_socket(sock, server_hostname=self.server, **params)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         if self.cadata is not None:
-            # The esp32 stubs lack verify_mode; MicroPython's ssl docs and the rp2 stubs have it.
-            ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined, unused-ignore]
-            ctx.load_verify_locations(cadata=self.cadata)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            certs = self.cadata if isinstance(self.cadata, list) else [self.cadata]
+            for cert in certs:  # one call per certificate: tls parses one DER each time
+                if positional:
+                    ctx.load_verify_locations(cert)
+                else:
+                    ctx.load_verify_locations(cadata=cert)
         else:
             # Encrypted but not authenticated: only for a broker on the town's own network.
-            ctx.verify_mode = ssl.CERT_NONE  # type: ignore[attr-defined, unused-ignore]
+            if not positional:
+                ctx.check_hostname = False  # CPython refuses CERT_NONE while it is on
+            ctx.verify_mode = ssl.CERT_NONE
         return ctx.wrap_socket(sock, server_hostname=self.server)
+
+
+def _tls_module():
+    # (module, whether load_verify_locations takes the certificate positionally).
+    # MicroPython >= 1.23: `tls` is the C module (positional only). The board builds wrap it
+    # in a Python `ssl`; the Debian unix port (the test bed) ships `tls` alone.
+    try:
+        import tls
+
+        return tls, True
+    except ImportError:
+        import ssl  # CPython (a PC running the tests) and older MicroPython
+
+        return ssl, False
 
 
 class Link:
@@ -135,6 +161,7 @@ class Link:
         self.status_topic = contract.topic(town, device, contract.STATUS)
         self.cmd_topic = contract.topic(town, device, contract.COMMAND)
         self.client = None
+        self._socket = None  # the TCP socket under client.sock (see _TimedSockets)
         self.failures = 0  # failed attempts in a row: the backoff grows with them
         self.next_try = None  # clock value before which we do not try to connect
         self.attempts = 0  # connects tried, ever (the tests count them)
@@ -165,14 +192,15 @@ class Link:
         will = contract.encode(contract.offline_will())
         client.set_last_will(self.status_topic, will, retain=True, qos=1)
         # Stand-ins for modules (see the classes above): duck types, not module objects.
-        simple.socket = _TimedSockets(self.timeout_s)  # type: ignore[assignment]
+        sockets = _TimedSockets(self.timeout_s)
+        simple.socket = sockets  # type: ignore[assignment]
         if self.tls:
             sys.modules["ussl"] = _TlsShim(self.server, self.cadata)  # type: ignore[assignment]
         try:
             # clean_session: nothing is queued for us while away; the retained cmd is
             # delivered again by the subscription, and our own unsent data is in flash.
             client.connect(True)
-            self.client = client
+            self.client, self._socket = client, sockets.last
             client.publish(self.status_topic, self._online(now), True, 1)
             client.subscribe(self.cmd_topic, 1)
         except Exception as err:  # OSError, MQTTException, or an assert on a garbled reply
@@ -198,9 +226,14 @@ class Link:
         self.next_try = now + delay // 2 + _jitter(delay // 2 + 1)
         self._drop(client or self.client)
 
+    def _timed(self):
+        # Blocking again, with our timeout (on the TCP socket: see _TimedSockets).
+        if self._socket is not None:
+            self._socket.settimeout(self.timeout_s)
+
     def _drop(self, client):
         # Close the socket: a half-broken link must not be reused, the next call reconnects.
-        self.client = None
+        self.client, self._socket = None, None
         if client is not None and client.sock is not None:
             try:
                 client.sock.close()
@@ -222,7 +255,7 @@ class Link:
         if client is None:
             return False
         try:
-            client.sock.settimeout(self.timeout_s)  # check_msg() left it blocking
+            self._timed()  # check_msg() left it blocking
             client.publish(topic, payload, retain, 1)  # returns after the PUBACK
         except Exception as err:
             self._failed(err, now)
@@ -248,7 +281,7 @@ class Link:
             while self.client is not None and self.client.check_msg() is not None:
                 pass
             if self.client is not None:
-                self.client.sock.settimeout(self.timeout_s)
+                self._timed()
         except Exception as err:
             self._failed(err, now)
             return False

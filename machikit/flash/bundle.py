@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+from machikit.flash.certs import BOARD_FILE
+
 # A checkout of the repository: the firmware is not part of the Python package.
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "firmware"
@@ -54,8 +56,10 @@ def mpy_cross(source: Path, target: Path) -> Path:
     return target
 
 
-def build_bundle(out_dir: Path, app: str, device_config: dict) -> list[Path]:
+def build_bundle(out_dir: Path, app: str, device_config: dict,
+                 ca_der: bytes | None = None) -> list[Path]:
     """Build the board's files under out_dir, laid out as on the board's flash.
+    ca_der: the CA certificate(s) the board checks its broker against (certs.board_ca).
     Returns them in copy order: main.py last, so a board cut off mid-copy has no main.py
     to start half-updated (it stays at the REPL, ready for the next try)."""
     if app not in APPS:
@@ -64,6 +68,10 @@ def build_bundle(out_dir: Path, app: str, device_config: dict) -> list[Path]:
         raise BundleError(f"firmware not found in {FIRMWARE} (run from a machikit checkout)")
     files = [mpy_cross(source, out_dir / dest) for source, dest in board_modules((app,))]
     config = {**device_config, "app": {**device_config.get("app", {}), "name": app}}
+    if ca_der is not None:
+        (out_dir / BOARD_FILE).write_bytes(ca_der)
+        files.append(out_dir / BOARD_FILE)
+        config["broker"] = {**config["broker"], "ca": BOARD_FILE}
     # UTF-8 (MicroPython's json reads nothing else; a Japanese SSID is common) and "\n" ends,
     # whatever the laptop's code page.
     (out_dir / "config.json").write_text(json.dumps(config, ensure_ascii=False, indent=1),

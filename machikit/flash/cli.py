@@ -1,9 +1,11 @@
 """`machikit flash`: one board, from the command line (workshop mode flashes many)."""
 
 import argparse
+from pathlib import Path
 
 from machikit.flash.boards import find_boards
 from machikit.flash.bundle import APPS, device_config
+from machikit.flash.certs import CertificateError, board_ca
 from machikit.flash.copy import FlashError, flash_board, progress_bar, wait_online
 from machikit.texts import say
 
@@ -22,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-tls", action="store_true",
                         help="暗号化しない（講習会の内蔵ブローカーなど閉じた LAN だけ）/ "
                              "no TLS (a closed LAN only, e.g. the workshop broker)")
+    parser.add_argument("--ca", metavar="FILE",
+                        help="ブローカーの証明書を発行した CA の証明書（PEM か DER）。"
+                             "ボードはこれでブローカーを確かめます / the CA certificate "
+                             "(PEM or DER) that issued the broker's certificate: the board "
+                             "checks the broker with it")
     parser.add_argument("--wait", type=float, nargs="?", const=120.0, default=None,
                         metavar="SECONDS",
                         help="ブローカーで online を待つ / wait for online on the broker")
@@ -51,18 +58,31 @@ def run_flash(args: argparse.Namespace) -> int:
     config = device_config(args.town, args.name, args.user, args.password, args.wifi_ssid,
                            args.wifi_password, args.broker_host, port_number, tls)
     try:
+        ca_der = _board_ca(args.ca)
+    except CertificateError as err:
+        print(say("flash_bad_ca", detail=err))
+        return 2
+    if tls and ca_der is None:
+        print(say("flash_no_ca"))  # allowed, as before: the board encrypts but cannot check
+    try:
         port = _pick_port(args)
-        flash_board(port, args.app, config, progress=progress_bar)
+        flash_board(port, args.app, config, progress=progress_bar,
+                    ca_der=ca_der if tls else None)
     except FlashError as err:
         print(err)
         return 1
     print(say("flash_done", port=port, app=args.app, town=args.town, name=args.name))
     if args.wait is None:
         return 0
-    return _wait(args, port_number, tls)
+    return _wait(args, port_number, tls, ca_der)
 
 
-def _wait(args: argparse.Namespace, port_number: int, tls: bool) -> int:
+def _board_ca(path: str | None) -> bytes | None:
+    """The CA for the board (DER), None without --ca; CertificateError if unusable."""
+    return None if path is None else board_ca(Path(path))
+
+
+def _wait(args: argparse.Namespace, port_number: int, tls: bool, ca_der: bytes | None) -> int:
     # The device's own credentials: its status topic is one it may read and write.
     from urllib.parse import quote
 
@@ -71,7 +91,7 @@ def _wait(args: argparse.Namespace, port_number: int, tls: bool) -> int:
     url = args.watch_url or f"{scheme}://{user}:{password}@{args.broker_host}:{port_number}"
     timeout = int(args.wait)
     print(say("flash_waiting", town=args.town, name=args.name, timeout=timeout))
-    if wait_online(url, args.town, args.name, args.wait):
+    if wait_online(url, args.town, args.name, args.wait, ca_der=ca_der):
         print(say("flash_online", town=args.town, name=args.name))
         return 0
     print(say("flash_not_online", town=args.town, name=args.name, timeout=timeout))

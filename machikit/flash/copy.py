@@ -35,11 +35,12 @@ def _last_line(err: Exception) -> str:
 
 
 def flash_board(port: str, app: str, device_config: dict, progress: Progress | None = None,
-                answer_timeout: float = 5.0) -> None:
-    """Put `app` with its config on the board at `port`, then reset it. Works offline."""
+                answer_timeout: float = 5.0, ca_der: bytes | None = None) -> None:
+    """Put `app` with its config (and the broker's CA, ca_der) on the board at `port`, then
+    reset it. Works offline."""
     with TemporaryDirectory(prefix="machikit-flash-") as tmp:
         try:
-            files = build_bundle(Path(tmp), app, device_config)
+            files = build_bundle(Path(tmp), app, device_config, ca_der)
         except BundleError as err:
             raise FlashError(say("flash_bundle_failed", detail=err)) from err
         with _board(port, answer_timeout) as board:
@@ -173,10 +174,11 @@ def progress_bar(done: int, total: int, name: str) -> None:
           flush=True)
 
 
-def wait_online(mqtt_url: str, town: str, name: str, timeout: float) -> bool:
+def wait_online(mqtt_url: str, town: str, name: str, timeout: float,
+                ca_der: bytes | None = None) -> bool:
     """True once the device's retained status says online: its first message after the
     reset. mqtt_url: mqtt://user:password@host:1883 (or mqtts://) of a user that may read
-    the device's status topic."""
+    the device's status topic. ca_der: the CA the board was given (else the system's)."""
     import json
     import threading
     from urllib.parse import unquote, urlsplit
@@ -201,7 +203,11 @@ def wait_online(mqtt_url: str, town: str, name: str, timeout: float) -> bool:
                          client_id=f"machikit-flash-{town}-{name}-{time.monotonic_ns()}")
     if url.username:
         client.username_pw_set(unquote(url.username), unquote(url.password or ""))
-    if url.scheme == "mqtts":
+    if url.scheme == "mqtts" and ca_der is not None:
+        import ssl
+
+        client.tls_set_context(ssl.create_default_context(cadata=ca_der))
+    elif url.scheme == "mqtts":
         client.tls_set()
     client.on_connect, client.on_message = on_connect, on_message
     client.connect_async(url.hostname or "localhost",
