@@ -613,6 +613,45 @@ TEXTS: dict[str, tuple[str, str]] = {
         "--ca の証明書はボードで使えません: {detail}",
         "The --ca certificate cannot be used on a board: {detail}",
     ),
+    # the soak (machikit bench soak)
+    "bench_soak_needs_testbed": (
+        "bench soak はテスト環境の Mosquitto を専用に起動します。root で machikit dev services up の後に実行してください。",
+        "bench soak starts its own Mosquitto from the test bed: run it as root after machikit dev services up.",
+    ),
+    "bench_soak_run": (
+        "連続運転 {minutes:.0f} 分: 車両 {vehicles} 台、センサー {sensors} 台、閲覧 {viewers} 人…",
+        "Soak for {minutes:.0f} min: {vehicles} vehicles, {sensors} sensors, {viewers} viewers…",
+    ),
+    "bench_soak_broker_restart": ("{at:.0f} 秒: ブローカーを再起動します", "{at:.0f} s: restarting the broker"),
+    "bench_soak_collector_kill": (
+        "{at:.0f} 秒: 収集プロセスを強制終了し、起動し直します",
+        "{at:.0f} s: killing the collector (SIGKILL) and starting it again",
+    ),
+    "bench_soak_draining": ("送信を終えました。全件の保存を待っています…", "Sending done; waiting until everything is stored…"),
+    "bench_soak_title": (
+        "連続運転 {minutes:.0f} 分（車両 {vehicles} 台が {vehicle_every:g} 秒ごと、センサー {sensors} 台が {sensor_every:g} 秒ごと、閲覧 {viewers} 人、うち {pollers} 人が {poll_every:g} 秒ごとに一覧を取得）",
+        "Soak of {minutes:.0f} min ({vehicles} vehicles every {vehicle_every:g} s, {sensors} sensors every {sensor_every:g} s, {viewers} viewers, {pollers} of them polling every {poll_every:g} s)",
+    ),
+    "bench_soak_machine": (
+        "CPU {cpus} 個、負荷平均（1/5/15分） 開始 {start}、終了 {end}",
+        "{cpus} CPUs, load average (1/5/15 min) at start {start}, at end {end}",
+    ),
+    "bench_soak_ok": (
+        "欠損 0、重複 0: ブローカーが受け取った全件が1回ずつ保存されました。",
+        "Loss 0, duplicates 0: every message the broker acknowledged is stored exactly once.",
+    ),
+    "bench_soak_loss": (
+        "失敗: 欠損 {loss} 件、重複 {duplicates} 件、隔離 {quarantined} 件。",
+        "FAILED: loss {loss}, duplicates {duplicates}, quarantined {quarantined}.",
+    ),
+    "bench_soak_live": (
+        "ライブ配信: {viewers} 人中 {connected} 人が接続、切断 {dropped}（計測用の1人の切断 {probe_drops}）。一覧の取得 {polls} 回。サーバーエラー（5xx） {errors} 件。",
+        "Live stream: {connected} of {viewers} viewers connected, {dropped} dropped (the measuring viewer: {probe_drops}). Vehicle list polls: {polls}. Server errors (5xx): {errors}.",
+    ),
+    "bench_soak_notes": (
+        "最初 = 最初の1分（障害の前）。送信→受信はデータベースの全行から、送信→保存は収集プロセスの毎秒の統計から（p99 は区間の上限値）、送信→地図は計測用の閲覧者1人から。",
+        "first = the first minute (before any fault). publish→received: every row in the database; publish→stored: the collector's per-second stats (p99 = bucket bound); publish→live: one measuring viewer.",
+    ),
 }
 
 

@@ -317,3 +317,45 @@ def test_bench_api_smoke(database_url: str, mqtt_url: str) -> None:
     assert conditional["errors"] == {} and conditional["statuses"].get("304", 0) > 0
     report["environment"] = {"cpus": 2, "server": "x"}
     assert "If-None-Match" in render_api(report)
+
+
+# --- bench soak: a tiny town for 45 s, with both faults squeezed in ---------------------
+
+@pytest.mark.slow
+@pytest.mark.services
+def test_bench_soak_smoke_loses_nothing(database_url: str, tmp_path: Path) -> None:
+    from collector.bench.soak import run_soak
+    from collector.bench.soakreport import render
+    from machikit import testbed
+
+    if not testbed.is_controllable():
+        pytest.skip("bench soak starts the test bed's Mosquitto: needs root and the test bed")
+    path = tmp_path / "soak.json"
+    args = build_parser("bench").parse_args([
+        "bench", "soak", "--duration", "45", "--vehicles", "10", "--vehicle-every", "1",
+        "--sensors", "3", "--sensor-every", "5", "--viewers", "20", "--pollers", "5",
+        "--poll-every", "2", "--database-url", database_url, "--json", str(path)])
+    assert run_soak(args, "machikit bench soak") == 0
+    report = json.loads(path.read_text(encoding="utf-8"))
+    counts = report["counts"]
+    assert report["verdict"] == {"loss": 0, "duplicates": 0, "quarantined": 0,
+                                 "exactly_once": True}
+    # 10 vehicles x 45 s + 3 sensors x 9, every one acknowledged and stored once
+    assert counts["sent_acked"] == counts["stored"] == report["published"]["published"] == 477
+    assert counts["positions"] == 450 and counts["readings"] == 27
+    broker, collector = report["events"]
+    assert (broker["what"], collector["what"]) == ("broker_restart", "collector_kill")
+    assert 10 <= broker["at_s"] < collector["at_s"] <= 35
+    assert broker["data_again_s"] is not None and collector["data_again_s"] >= 5  # RestartSec
+    assert report["published"]["vehicles"]["reconnects"] >= 10  # every device came back
+    memory = report["memory_mb"]
+    assert memory["collector"]["processes"] == 2 and memory["broker"]["processes"] == 2
+    assert all(memory[part]["start"] > 0 for part in ("collector", "broker", "api"))
+    delays = report["delays_ms"]
+    assert delays["baseline"]["received"]["count"] > 0 and delays["run"]["live"]["count"] > 0
+    assert delays["run"]["received"]["max"] >= 5000  # the kill held messages up
+    assert report["live"]["connected"] == 20 and report["live"]["dropped"] == 0
+    assert report["api_5xx"] == 0 and report["pollers"]["requests"] > 0
+    assert report["machine"]["cpus"] and len(report["machine"]["load_end"]) == 3
+    assert report["database"] not in bench_databases(database_url)
+    assert "LOSS" in render(report)
