@@ -5,6 +5,8 @@ needs no Mosquitto, no root and no Docker. Nobody connects anonymously: users
 and their password hashes live in data_dir/broker/passwd (Mosquitto's format).
 It listens on 127.0.0.1 by default; LAN access comes with device credentials.
 
+Checked before amqtt sees them (broker_checks.py): passwords, client ids that belong to
+another login, retained messages past the topic rules, messages over 256 KiB.
 Limits compared with Mosquitto (docs/design.md): MQTT 3.1.1 only, sessions
 kept in memory (a restart forgets them), and amqtt gives up on a QoS 1
 delivery whose PUBACK takes more than 5 s.
@@ -16,17 +18,17 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
+from collector.broker_checks import COLLECTOR_USER, CheckedBroker
 from machikit import credentials
 from machikit.private import FILE_MODE, private_folder, tighten, write_private_text
 from machikit.texts import say
 
 log = logging.getLogger("machikit.broker")
-COLLECTOR_USER = "machikit-collector"
+__all__ = ["COLLECTOR_USER", "EmbeddedBroker", "broker_dir", "local_url"]
 
 
 class PasswordFileAuth(BaseAuthPlugin):
@@ -154,7 +156,7 @@ class EmbeddedBroker:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="broker",
                                         daemon=True)
-        self._broker: Broker | None = None
+        self._broker: CheckedBroker | None = None
 
     def _config(self) -> dict:
         return {
@@ -166,7 +168,7 @@ class EmbeddedBroker:
         }
 
     async def _start(self) -> None:
-        self._broker = Broker(self._config(), loop=self._loop)
+        self._broker = CheckedBroker(self._config(), self._loop, self.password_file)
         await self._broker.start()
 
     def start(self) -> None:

@@ -32,19 +32,23 @@ SERVICE_HASHES = {user: credentials.hash_password(pw) for user, pw in SERVICE.it
 class Client:
     """A plain MQTT 3.1.1 client that records what the broker answers and sends."""
 
-    def __init__(self, port: int, user: str | None, password: str | None = None) -> None:
+    def __init__(self, port: int, user: str | None, password: str | None = None,
+                 client_id: str | None = None, clean: bool = True) -> None:
         self.port = port
         self.connack: int | None = None
         self.messages: list[str] = []
         self.granted: list[int] = []
+        self.disconnects = 0
         self._connected, self._subscribed = threading.Event(), threading.Event()
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311,
-                             client_id="acl-" + secrets.token_hex(4))
+                             client_id=client_id or own_client_id(user),
+                             clean_session=clean)
         if user is not None:
             self.c.username_pw_set(user, password)
         self.c.on_connect = self._on_connect
         self.c.on_message = lambda c, u, m: self.messages.append(m.topic)
         self.c.on_subscribe = self._on_subscribe
+        self.c.on_disconnect = self._on_disconnect
         self.c.connect("127.0.0.1", port, 10)
         self.c.loop_start()
         self._connected.wait(5)
@@ -52,6 +56,10 @@ class Client:
     def _on_connect(self, c: mqtt.Client, u: object, f: object, rc: object, p: object) -> None:
         self.connack = int(rc.value)  # type: ignore[attr-defined]
         self._connected.set()
+
+    def _on_disconnect(self, c: mqtt.Client, u: object, f: object, rc: object,
+                       p: object) -> None:
+        self.disconnects += 1
 
     def _on_subscribe(self, c: mqtt.Client, u: object, m: int, codes: list, p: object) -> None:
         self.granted = [int(code.value) for code in codes]
@@ -71,6 +79,11 @@ class Client:
         self.c.loop_stop()
 
 
+def own_client_id(user: str | None) -> str:
+    """A device logs in with its login name as client id (its own, nobody else's)."""
+    return user if user and "." in user else "acl-" + secrets.token_hex(4)
+
+
 def accepted(port: int, user: str | None, password: str | None = None) -> bool:
     try:
         client = Client(port, user, password)
@@ -85,11 +98,16 @@ class Broker:
     port: int
     files: Path  # where write_broker_files writes passwd and acl
     reload: Callable[[], None]  # make the broker read the rewritten files
+    device_port: int = 0  # where devices connect (Mosquitto: its own listener); 0: port
+    name: str = "embedded"
+
+    def __post_init__(self) -> None:
+        self.device_port = self.device_port or self.port
 
 
 class SecondMosquitto:
     def __init__(self, root: Path) -> None:
-        self.root, self.port = root, free_port()
+        self.root, self.port, self.device_port = root, free_port(), free_port()
         self.inner = f"/tmp/machikit-acl-{secrets.token_hex(4)}"
         self.folder = root / self.inner.lstrip("/")
         self.folder.mkdir(parents=True)
@@ -107,10 +125,13 @@ class SecondMosquitto:
         for name in ("passwd", "acl"):
             self._own(self.folder / name, 0o600)
         (self.folder / "mosquitto.conf").write_text("\n".join([
-            f"listener {self.port} 127.0.0.1", "allow_anonymous false",
+            f"listener {self.port} 127.0.0.1",
+            # devices' listener: a client id is its login name, so nobody takes over another's
+            f"listener {self.device_port} 127.0.0.1", "use_username_as_clientid true",
+            "allow_anonymous false",
             f"password_file {self.inner}/passwd", f"acl_file {self.inner}/acl",
             f"pid_file {self.inner}/mosquitto.pid", f"log_dest file {self.inner}/mosquitto.log",
-            "persistence false", ""]))
+            "message_size_limit 262144", "persistence false", ""]))
         result = run_in_root(self.root, ["mosquitto", "-c", f"{self.inner}/mosquitto.conf", "-d"])
         assert result.returncode == 0, result.stderr
         assert wait_until(lambda: accepted(self.port, COLLECTOR_USER, SERVICE[COLLECTOR_USER]),
@@ -162,7 +183,8 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path, storage: Storage) -> 
         try:  # stopped and removed even if it never answered
             write_broker_files(storage, mosquitto.folder, SERVICE_HASHES)
             mosquitto.start()
-            yield Broker(mosquitto.port, mosquitto.folder, mosquitto.reload)
+            yield Broker(mosquitto.port, mosquitto.folder, mosquitto.reload,
+                         mosquitto.device_port, "mosquitto")
         finally:
             mosquitto.stop()
         return

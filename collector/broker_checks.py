@@ -1,0 +1,115 @@
+"""What the embedded broker checks before amqtt sees a connection, and where amqtt's
+own behaviour is not safe enough for a town's broker.
+
+amqtt (0.12) looks up, replaces or deletes the session of a CONNECT's client id before
+it checks the password, and hands a known client id's session to whoever connects
+with it. So a device that logs in with the collector's client id would take over the
+collector's session and silence it. Here a CONNECT is checked first (password, and
+whether the client id belongs to that login), and only then given to amqtt.
+
+It also sent retained messages to every connecting client that matched anyone's
+subscription, past the topic rules: now only to a client's own, allowed subscriptions.
+And it read messages of any size into memory: now, like Mosquitto's
+message_size_limit, a message over 256 KiB closes the connection.
+"""
+
+import asyncio
+import logging
+from pathlib import Path
+
+from amqtt.adapters import BufferReader, ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter
+from amqtt.broker import Broker
+from amqtt.errors import MQTTError
+from amqtt.mqtt.connack import IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.connect import ConnectPacket
+from amqtt.session import Session
+
+from machikit import credentials
+
+log = logging.getLogger("machikit.broker")
+COLLECTOR_USER = "machikit-collector"
+MESSAGE_SIZE_LIMIT = 256 * 1024  # bytes of payload, as message_size_limit in Mosquitto's config
+
+
+def device_parts(user: str) -> tuple[str, str] | None:
+    """(town, name) of a device login `<town>.<name>`; None for a service user."""
+    town, dot, name = user.partition(".")
+    return (town, name) if dot and town and name else None
+
+
+def client_id_allowed(user: str, client_id: str) -> bool:
+    """A client id belongs to one login, so nobody can take over another's session.
+
+    A device uses its login name, or `mk-<town>-<name>` (what the firmware and the Pi
+    send), or `machikit-flash-<town>-<name>-…` (`machikit flash --wait`). Service users
+    may not use a device's ids, and only the collector's login may use `machikit-collector…`.
+    """
+    device = device_parts(user)
+    if device:
+        town, name = device
+        return client_id in (user, f"mk-{town}-{name}") or client_id.startswith(
+            f"machikit-flash-{town}-{name}-")
+    looks_like_device = "." in client_id or client_id.startswith(("mk-", "machikit-flash-"))
+    reserved = client_id.startswith(COLLECTOR_USER) and user != COLLECTOR_USER
+    return not looks_like_device and not reserved
+
+
+def refusal(connect: ConnectPacket, password_file: Path) -> int | None:
+    """The CONNACK code refusing this CONNECT, or None to let it in."""
+    user, password = connect.username or "", connect.password or ""
+    stored = credentials.read_password_file(password_file).get(user)
+    if not (stored and credentials.verify_password(password, stored)):
+        return NOT_AUTHORIZED
+    if not client_id_allowed(user, connect.client_id or ""):
+        log.warning("refused client id %r for user %r: it belongs to another login",
+                    connect.client_id, user)
+        return IDENTIFIER_REJECTED
+    return None
+
+
+class SizeLimitedReader(StreamReaderAdapter):
+    """amqtt reads a PUBLISH payload with one read of its full size: refuse it there,
+    before the bytes are in memory."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        super().__init__(reader)
+        self._writer = writer
+
+    async def read(self, n: int = -1) -> bytes:
+        if n > MESSAGE_SIZE_LIMIT:
+            log.warning("closed a connection sending %d bytes (limit %d)", n, MESSAGE_SIZE_LIMIT)
+            self._writer.transport.abort()  # drop the rest unread, at once
+            raise ConnectionResetError("message over the size limit")
+        return await super().read(n)
+
+
+class CheckedBroker(Broker):
+    """amqtt's Broker with the checks above; password_file is data_dir/broker/passwd."""
+
+    def __init__(self, config: dict, loop: asyncio.AbstractEventLoop,
+                 password_file: Path) -> None:
+        super().__init__(config, loop=loop)
+        self.password_file = password_file
+
+    async def stream_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                               listener_name: str) -> None:
+        await self._client_connected(listener_name, SizeLimitedReader(reader, writer),
+                                     StreamWriterAdapter(writer))
+
+    async def _initialize_client_session(self, reader: ReaderAdapter, writer, remote_address,
+                                         remote_port):
+        connect = await ConnectPacket.from_stream(reader)
+        code = await asyncio.to_thread(refusal, connect, self.password_file)
+        if code is not None:
+            await ConnackPacket.build(0, code).to_stream(writer)
+            await writer.close()
+            raise MQTTError(f"refused CONNECT from {remote_address} (code {code})")
+        # amqtt reads the CONNECT again, from a copy; the rest comes from the socket.
+        return await super()._initialize_client_session(
+            BufferReader(connect.to_bytes()), writer, remote_address, remote_port)
+
+    async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
+                                                          session: Session) -> None:
+        subscribers = self._subscriptions.get(subscription[0], [])
+        if any(s.client_id == session.client_id for s, _ in subscribers):
+            await super()._publish_retained_messages_for_subscription(subscription, session)
