@@ -245,7 +245,7 @@ class SimulatedDevice:
         raise NotImplementedError
 
     def run(self, stop: threading.Event, target: MqttTarget, protocol: str) -> None:
-        client = self.client = make_client(target, f"demo-{self.town}-{self.name}", protocol)
+        client = self.client = make_client(target, f"mk-{self.town}-{self.name}", protocol)
         status_topic = contract.topic(self.town, self.name, contract.STATUS)
         client.will_set(status_topic, contract.encode(contract.offline_will()), 1, True)
         online = threading.Event()

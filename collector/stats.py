@@ -113,13 +113,23 @@ def read_stats(wait_s: float) -> list[dict]:
     found: dict[str, dict] = {}
     done = threading.Event()
     client.on_connect = lambda c, *_: c.subscribe(STATS_TOPIC.format(client_id="+"), 0)
-    client.on_message = lambda c, u, m: found.__setitem__(m.topic, json.loads(m.payload))
+    client.on_message = lambda c, u, m: keep_stats(found, m.topic, m.payload)
     connect(client, target)
     client.loop_start()
     done.wait(wait_s)
     client.loop_stop()
     client.disconnect()
     return list(found.values())
+
+
+def keep_stats(found: dict[str, dict], topic: str, payload: bytes | bytearray) -> None:
+    """Only collectors' counters: whatever else a broker sends must not crash the command."""
+    try:
+        item = json.loads(payload)
+    except ValueError:
+        return
+    if isinstance(item, dict) and topic == STATS_TOPIC.format(client_id=item.get("client_id")):
+        found[topic] = item
 
 
 def run_stats(args: argparse.Namespace) -> int:

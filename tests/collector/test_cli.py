@@ -99,6 +99,28 @@ def test_serve_then_stats_then_ctrl_c(tmp_path: Path) -> None:
     assert "まちキットのサーバーが動いています" in out and "停止しました" in out
 
 
+def test_stats_while_the_demo_runs(tmp_path: Path) -> None:
+    """The demo's devices leave retained statuses; stats shows only the collector's counters."""
+    env = {**_clean_env(), "MACHIKIT_EMBEDDED_MQTT_PORT": str(free_port()),
+           "MACHIKIT_WEB__PORT": "0", "MACHIKIT_STATS_INTERVAL_S": "0.5"}
+    demo = subprocess.Popen([sys.executable, "-m", "machikit", "demo", "--every", "1"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert demo.stdout is not None
+    for line in demo.stdout:
+        if "Stored so far" in line:
+            break
+    try:
+        done = machikit("stats", "--json", "--wait", "2", cwd=tmp_path, env=env)
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.communicate(timeout=30)
+    assert done.returncode == 0, done.stderr
+    items = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [item["client_id"] for item in items] == ["machikit-collector"]
+    assert "Traceback" not in done.stderr
+
+
 def test_migrate_reports_the_schema_version(tmp_path: Path) -> None:
     done = machikit("migrate", cwd=tmp_path,
                     env={"MACHIKIT_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
