@@ -7,6 +7,7 @@ complete (written under a temporary name, then renamed).
 """
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def run_backup(args: argparse.Namespace) -> int:
         counts = make_backup(url, out, args.pg_bin)
     except BackupError as err:
         print(err, file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error) as err:  # a full disk, a folder we may not write to
+        print(say("error", detail=err), file=sys.stderr)
         return 1
     print(say("backup_done", path=out.resolve(), size=human_size(out.stat().st_size)))
     print(rows_report(counts))

@@ -1,8 +1,10 @@
 """What `machikit backup` and `machikit restore` share: names, sizes, the report."""
 
+import os
 import time
 from pathlib import Path
 
+from machikit.private import new_folders
 from machikit.texts import say
 
 
@@ -18,10 +20,13 @@ def dated_name(engine: str, now: float | None = None) -> str:
 
 
 def output_path(out: str | None, engine: str) -> Path:
-    """--out names a file, or a folder for the dated name (a nightly job's folder)."""
+    """--out names a file, or a folder for the dated name (a nightly job's folder; one
+    written with a final / is created, owner-only)."""
     if out is None:
         return Path(dated_name(engine))
     path = Path(out)
+    if out.endswith(("/", os.sep)):
+        new_folders(path)
     return path / dated_name(engine) if path.is_dir() else path
 
 

@@ -57,6 +57,13 @@ def run_tool(argv: list[str], env: dict[str, str], **streams: object) -> None:
         raise BackupError(say("pg_tool_failed", tool=Path(argv[0]).name, detail=detail))
 
 
+def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+    except psycopg.OperationalError as err:
+        raise BackupError(say("error", detail=str(err).strip())) from err
+
+
 def row_counts(conn: psycopg.Connection) -> dict[str, int]:
     """Rows per table of the public schema (a hypertable counts all its chunks)."""
     tables = [name for (name,) in conn.execute(USER_TABLES)]
@@ -71,7 +78,7 @@ def backup(url: str, out: Path, pg_bin: str | None) -> dict[str, int]:
     dbname, env = without_password(url)
     temporary = temporary_next_to(out)
     try:
-        with psycopg.connect(url) as conn:  # one transaction, open while pg_dump runs
+        with connect(url) as conn:  # one transaction, open while pg_dump runs
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             (snapshot,) = conn.execute("SELECT pg_export_snapshot()").fetchone()  # type: ignore[misc]
             counts = row_counts(conn)
@@ -89,7 +96,7 @@ def backup(url: str, out: Path, pg_bin: str | None) -> dict[str, int]:
 def restore(file: Path, url: str, pg_bin: str | None) -> dict[str, int]:
     pg_restore = tool("pg_restore", pg_bin)
     dbname, env = without_password(url)
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect(url, autocommit=True) as conn:
         tables = conn.execute(USER_TABLES).fetchall()
         if tables:
             raise BackupError(say("restore_pg_not_empty", target=conn.info.dbname,

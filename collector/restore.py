@@ -7,6 +7,7 @@ TimescaleDB's restore steps (collector/backup_postgres.py).
 """
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -50,6 +51,9 @@ def run_restore(args: argparse.Namespace) -> int:
         counts, kept = restore_backup(args.file, url, args.force, args.pg_bin)
     except BackupError as err:
         print(err, file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error) as err:  # a full disk, a folder we may not write to
+        print(say("error", detail=err), file=sys.stderr)
         return 1
     print(say("restore_done", file=args.file, target=redact(url)))
     if kept:

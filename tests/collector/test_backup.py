@@ -40,7 +40,7 @@ from tests.collector.helpers import (
 )
 from tests.collector.stacks import migrated
 from tests.collector.test_api import NOW, TOWN, seed
-from tests.conftest import need
+from tests.conftest import SERVICES, need
 
 PG_BIN = "usr/lib/postgresql/17/bin"
 
@@ -198,10 +198,14 @@ def test_sqlite_backup_and_restore_keep_every_row(
     (file,) = tmp_path.glob("machikit-backup-*.db")  # the dated default name, here
     assert time.strftime("%Y%m%d") in file.name
     assert stat.S_IMODE(file.stat().st_mode) == 0o600
-    assert say("backup_done", path=file.resolve(), size="") .split("（")[0] in out
+    assert say("backup_done", path=file.resolve(), size="").split("（")[0] in out
     assert rows_report(counts_of(before)) in out
     assert sqlite_tables(file) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    assert machikit(capsys, "backup", "--out", "nightly/")[0] == 0  # a new folder for them
+    assert stat.S_IMODE((tmp_path / "nightly").stat().st_mode) == 0o700
+    (nightly,) = (tmp_path / "nightly").iterdir()
+    assert sqlite_tables(nightly) == before
 
     target = tmp_path / "elsewhere" / "machikit.db"
     restore_into(monkeypatch, f"sqlite:///{target}")
@@ -320,6 +324,9 @@ def pg_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     older, and pg_dump refuses a newer server), run by the root's own loader as
     `machikit dev` runs MicroPython: what --pg-bin names in production is a folder of
     the server's version."""
+    own = SERVICES.get("MACHIKIT_TEST_PG_BIN")  # services of one's own: their tools' folder
+    if own:
+        return Path(own)
     root = Path(need("MACHIKIT_TESTBED_DIR")) / "root"
     folder = tmp_path_factory.mktemp("pg-bin")
     for name in ("pg_dump", "pg_restore"):
