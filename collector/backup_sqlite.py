@@ -143,8 +143,9 @@ def _replace(new: Path, database: Path, force: bool) -> Path | None:
 
 
 def refuse_data(db: sqlite3.Connection, database: Path, force: bool) -> int:
-    """The number of rows in database; BackupError if there are any and no --force."""
-    rows = sum(row_counts(db).values())
+    """The number of rows in database; BackupError if there are any and no --force.
+    The schema's own version rows are no data: a `serve` started once has only those."""
+    rows = sum(n for table, n in row_counts(db).items() if table != "schema_migrations")
     if rows and not force:
         raise BackupError(say("restore_not_empty", target=database, rows=rows))
     return rows

@@ -267,7 +267,7 @@ def test_sqlite_restore_refuses_data_unless_forced_and_keeps_the_old_file(
     changed = sqlite_tables(sqlite_db)
 
     code, _, err = machikit(capsys, "restore", str(tmp_path / "b.db"))
-    rows = sum(counts_of(changed).values())
+    rows = sum(counts_of(changed).values()) - changed["schema_migrations"][0]
     assert (code, err.strip()) == (1, say("restore_not_empty", target=sqlite_db, rows=rows))
     assert sqlite_tables(sqlite_db) == changed  # untouched
 
@@ -297,6 +297,9 @@ def test_sqlite_restore_refuses_a_database_serve_is_using(
         assert list(data_dir.glob("*.tmp")) == []
     finally:
         server.stop()
+    # Stopped, it has only its schema (no devices, no data): no --force needed.
+    code, _, err = machikit(capsys, "restore", str(tmp_path / "b.db"))
+    assert (code, err) == (0, "")
 
 
 def test_restore_refuses_a_damaged_or_foreign_file(
