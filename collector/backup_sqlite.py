@@ -68,7 +68,10 @@ def backup(database: Path, out: Path) -> dict[str, int]:
         raise BackupError(say("backup_no_database", path=database))
     temporary = temporary_next_to(out)
     try:
-        with contextlib.closing(read_only(database)) as db:
+        # Not mode=ro: a read-only connection could not tidy the -wal and -shm files away
+        # when it is the last one to close (serve stopped); query_only keeps it reading.
+        with contextlib.closing(sqlite3.connect(database, timeout=10)) as db:
+            db.execute("PRAGMA query_only=ON")
             counts = copy_database(db, temporary)
         temporary.replace(out)
     except BaseException:
