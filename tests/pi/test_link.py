@@ -2,8 +2,8 @@
 that the test starts and stops itself for the outage tests (the shared Mosquitto is never
 stopped: other tests use it at the same time).
 
-Not tested here: TLS with a real TLS broker (the test bed has no TLS Mosquitto). What is
-tested: tls=True sets up paho's TLS, and a plain-TCP broker then refuses the handshake, so
+TLS against a real TLS Mosquitto (certificate and host name checks) is in test_link_tls.py.
+Here: tls=True sets up paho's TLS, and a plain-TCP broker then refuses the handshake, so
 the link stays offline and send() answers False without raising.
 """
 
