@@ -41,15 +41,16 @@ def client_id_allowed(user: str, client_id: str) -> bool:
     """A client id belongs to one login, so nobody can take over another's session.
 
     A device uses its login name, or `mk-<town>-<name>` (what the firmware and the Pi
-    send), or `machikit-flash-<town>-<name>-…` (`machikit flash --wait`). Service users
-    may not use a device's ids, and only the collector's login may use `machikit-collector…`.
+    send), or `machikit-flash-<town>-<name>-…` (`machikit flash --wait`, which at a
+    workshop watches with the dashboard's login). Service users may not use a device's
+    ids, and only the collector's login may use `machikit-collector…`.
     """
     device = device_parts(user)
     if device:
         town, name = device
         return client_id in (user, f"mk-{town}-{name}") or client_id.startswith(
             f"machikit-flash-{town}-{name}-")
-    looks_like_device = "." in client_id or client_id.startswith(("mk-", "machikit-flash-"))
+    looks_like_device = "." in client_id or client_id.startswith("mk-")
     reserved = client_id.startswith(COLLECTOR_USER) and user != COLLECTOR_USER
     return not looks_like_device and not reserved
 

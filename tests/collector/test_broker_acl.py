@@ -19,13 +19,21 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from collector.broker import COLLECTOR_USER, EmbeddedBroker, broker_dir
-from collector.registry import ADMIN_USER, add_device, new_password, revoke, write_broker_files
+from collector.registry import (
+    ADMIN_USER,
+    DASHBOARD_USER,
+    add_device,
+    new_password,
+    revoke,
+    write_broker_files,
+)
 from collector.storage import Storage
 from machikit import credentials
 from tests.collector.helpers import free_port, unique_town, wait_until
 from tests.collector.stacks import migrated
 
-SERVICE = {COLLECTOR_USER: credentials.new_password(), ADMIN_USER: credentials.new_password()}
+SERVICE = {user: credentials.new_password() for user in (COLLECTOR_USER, ADMIN_USER,
+                                                         DASHBOARD_USER)}
 SERVICE_HASHES = {user: credentials.hash_password(pw) for user, pw in SERVICE.items()}
 
 
