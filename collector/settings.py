@@ -54,7 +54,7 @@ class Web(BaseModel):
     max_live_clients: int = Field(5000, ge=1)
     # One household or school behind one address opens a few streams; a flood opens
     # hundreds. Behind a proxy the address is the proxy's unless it is trusted
-    # (uvicorn's forwarded_allow_ips, default 127.0.0.1: a proxy on the same machine).
+    # (uvicorn's forwarded_allow_ips, default 127.0.0.1 and ::1: a proxy on this machine).
     max_live_per_address: int = Field(20, ge=1)
     # Devices send a status at least every 5 min (firmware status_s, pi trackers 60 s):
     # three missed reports in a row means the collector no longer hears them.
