@@ -10,11 +10,13 @@ whether the client id belongs to that login), and only then given to amqtt.
 It also sent retained messages to every connecting client that matched anyone's
 subscription, past the topic rules: now only to a client's own, allowed subscriptions.
 And it read messages of any size into memory: now, like Mosquitto's
-message_size_limit, a message over 256 KiB closes the connection.
+message_size_limit, a message over 256 KiB closes the connection; and one connection
+sending in a loop is slowed down, so it cannot take the broker's time from the others.
 """
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 from amqtt.adapters import BufferReader, ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter
@@ -68,20 +70,40 @@ def refusal(connect: ConnectPacket, password_file: Path) -> int | None:
     return None
 
 
-class SizeLimitedReader(StreamReaderAdapter):
-    """amqtt reads a PUBLISH payload with one read of its full size: refuse it there,
-    before the bytes are in memory."""
+class CheckedReader(StreamReaderAdapter):
+    """One connection's bytes, with two limits.
+
+    Size: amqtt reads a PUBLISH payload with one read of its full size, so a message
+    over the limit is refused there, before its bytes are in memory.
+    Pace: a connection may send RATE bytes a second on average (BURST at once). A device
+    sending in a loop is then slowed down by TCP itself (it waits to send, nothing is
+    lost), and the broker keeps time for everyone else.
+    """
+
+    RATE = 256 * 1024  # bytes/s: a thousand position messages a second
+    BURST = 4 * MESSAGE_SIZE_LIMIT
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         super().__init__(reader)
         self._writer = writer
+        self._allowance, self._checked = float(self.BURST), time.monotonic()
 
     async def read(self, n: int = -1) -> bytes:
         if n > MESSAGE_SIZE_LIMIT:
             log.warning("closed a connection sending %d bytes (limit %d)", n, MESSAGE_SIZE_LIMIT)
             self._writer.transport.abort()  # drop the rest unread, at once
             raise ConnectionResetError("message over the size limit")
-        return await super().read(n)
+        data = await super().read(n)
+        await self._keep_pace(len(data))
+        return data
+
+    async def _keep_pace(self, size: int) -> None:
+        now = time.monotonic()
+        self._allowance = min(self.BURST, self._allowance + (now - self._checked) * self.RATE)
+        self._allowance -= size
+        self._checked = now
+        if self._allowance < 0:  # not reading is what makes the sender wait
+            await asyncio.sleep(-self._allowance / self.RATE)
 
 
 class CheckedBroker(Broker):
@@ -94,7 +116,7 @@ class CheckedBroker(Broker):
 
     async def stream_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                                listener_name: str) -> None:
-        await self._client_connected(listener_name, SizeLimitedReader(reader, writer),
+        await self._client_connected(listener_name, CheckedReader(reader, writer),
                                      StreamWriterAdapter(writer))
 
     async def _initialize_client_session(self, reader: ReaderAdapter, writer, remote_address,

@@ -139,6 +139,8 @@ class SecondMosquitto:
             "allow_anonymous false",
             f"password_file {self.inner}/passwd", f"acl_file {self.inner}/acl",
             f"pid_file {self.inner}/mosquitto.pid", f"log_dest file {self.inner}/mosquitto.log",
+            # the queue limits of deploy/compose.yaml
+            "max_queued_messages 2000000", "max_inflight_messages 1000",
             "message_size_limit 262144", "persistence false", ""]))
         result = run_in_root(self.root, ["mosquitto", "-c", f"{self.inner}/mosquitto.conf", "-d"])
         assert result.returncode == 0, result.stderr
