@@ -18,6 +18,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from collector.ingest import Collector
 from collector.serve import Server
 from collector.settings import Settings
 from machikit import contract
@@ -341,12 +342,13 @@ def test_the_collector_stores_a_devices_message_through_tls(tls_broker: TlsBroke
 def test_the_collector_refuses_a_broker_from_another_ca(tls_broker: TlsBroker,
                                                        database_url: str) -> None:
     tried("collector with the wrong CA")
-    with fresh_database(database_url) as db:
-        server = Server(collector_settings(db, tls_broker, tls_broker.certificates.stranger_ca))
-        server.start()  # it keeps retrying in the background, as with a broker that is down
+    with fresh_database(database_url) as db, migrated(db) as storage:
+        settings = collector_settings(db, tls_broker, tls_broker.certificates.stranger_ca)
+        collector = Collector(settings, storage, str(settings.mqtt_url))
+        collector.start()  # it keeps retrying in the background, as with a broker that is down
         try:
-            assert server.collector is not None
-            assert not server.collector.subscribed.is_set()
-            assert not server.collector.client.is_connected()
+            time.sleep(2)  # a trusted broker is subscribed to within a second
+            assert not collector.subscribed.is_set() and not collector.client.is_connected()
         finally:
-            server.stop()
+            collector.reporter.stop()
+            collector.client.loop_stop()
