@@ -259,3 +259,32 @@ def test_a_flooding_device_does_not_delay_the_others(storage: Storage, broker: B
         assert passed_on < paced, f"{passed_on} flood messages passed the pace of {paced:.0f}"
     device.close()
     collector.close()
+
+
+@pytest.mark.parametrize("garbage", [
+    b"\xff" * 64,  # no such packet type
+    b"\x30\xff\xff\xff\xff\x7f",  # a remaining length longer than MQTT allows
+    b"\x82\x05\x00\x01\x00\x00\x01",  # SUBSCRIBE with an empty topic filter
+    b"\x30\x08\x00\x04\xc3\x28\xa0\xa1" + b"{}",  # PUBLISH whose topic is not UTF-8
+    b"\x30\x08\x00\x04a/+b{}",  # PUBLISH to a wildcard topic
+], ids=["unknown-type", "too-long", "empty-filter", "invalid-utf8", "wildcard-publish"])
+def test_malformed_packets_are_dropped_and_others_served(storage: Storage, broker: Broker,
+                                                         garbage: bytes) -> None:
+    """Mosquitto closes the connection; amqtt drops the packet and reads on. Either way
+    nothing of it is delivered and the broker serves the others."""
+    town = unique_town()
+    bus, other = add_device(storage, town, "bus-01", "bus"), add_device(
+        storage, town, "bus-02", "bus")
+    rewrite(storage, broker)
+    collector = collector_session(broker, town)
+    sock = raw_login(broker.device_port, bus.user, bus.password)
+    with contextlib.suppress(OSError):
+        sock.sendall(garbage)
+    if broker.name == "mosquitto":
+        assert closed_by_broker(sock)
+    device = Client(broker.device_port, other.user, other.password)
+    device.publish(f"machikit/v1/{town}/bus-02/pos")
+    assert wait_until(lambda: collector.messages == [f"machikit/v1/{town}/bus-02/pos"], 10)
+    sock.close()
+    device.close()
+    collector.close()
