@@ -4,6 +4,8 @@ ASGI (no BaseHTTPMiddleware) so the live stream is never buffered or slowed.
 - security headers: the browser loads scripts only from this server, images only
   from here and the map tiles' host, and no other site may show the page in a frame;
 - HEAD is answered like GET without a body (uptime checkers use HEAD);
+- headers over [web] max_header_bytes get 431 (h11 bounds what it buffers, but a
+  header block that arrives in one read, up to 256 KiB, passes h11 whole);
 - a request body over [web] max_body_bytes gets 413 before any route runs.
 """
 
@@ -33,6 +35,7 @@ class Guard:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.max_body = settings.web.max_body_bytes
+        self.max_headers = settings.web.max_header_bytes
         self.page_policy = page_policy(settings.map.tile_url).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -40,9 +43,12 @@ class Guard:
             await self.app(scope, receive, send)
             return
         send = self._with_headers(send)
+        if header_bytes(scope) > self.max_headers:
+            await too_large(send, 431)
+            return
         body = await self._small_body(scope, receive)
         if body is None:
-            await too_large(send)
+            await too_large(send, 413)
             return
         if scope["method"] == "HEAD":
             scope = {**scope, "method": "GET", "machikit.head": True}
@@ -92,9 +98,14 @@ def replay(messages: list[Message], receive: Receive) -> Receive:
     return receive_again
 
 
-async def too_large(send: Send) -> None:
+def header_bytes(scope: Scope) -> int:
+    return (len(scope.get("raw_path") or b"") + len(scope["query_string"])
+            + sum(len(name) + len(value) + 4 for name, value in scope["headers"]))
+
+
+async def too_large(send: Send, status: int) -> None:
     body = json.dumps({"detail": say("api_too_large")}, ensure_ascii=False).encode()
-    await send({"type": "http.response.start", "status": 413, "headers": [
+    await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
