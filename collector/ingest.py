@@ -26,6 +26,7 @@ from collector.retention import RetentionSchedule
 from collector.settings import Settings, load_settings, parse_mqtt_url
 from collector.stats import Counters, StatsReporter
 from collector.storage import Storage, StorageUnavailable, WriteResult, open_storage
+from collector.storage.base import StorageFull
 from machikit import contract
 from machikit.texts import say
 
@@ -143,8 +144,8 @@ class Collector:
                 return True
             except StorageUnavailable as err:
                 self.counters.db_errors += 1
-                log.error(say("db_connect_failed", attempt=self.counters.db_errors,
-                              delay=delay, detail=err))
+                problem = "db_disk_full" if isinstance(err, StorageFull) else "db_connect_failed"
+                log.error(say(problem, attempt=self.counters.db_errors, delay=delay, detail=err))
                 if stop.wait(delay):
                     return False
                 delay = min(delay * 2, 30.0)

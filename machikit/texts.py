@@ -541,6 +541,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Python 3.13 での実行中はテスト用サービスを止めたり起動したりできません（ホスト側のテストで行います）。",
         "The Python 3.13 run cannot stop or start the test services (the host's test run does that).",
     ),
+    "db_disk_full": (
+        "データベースのディスクがいっぱいです。空きができるまでメッセージの受信を確定しません"
+        "（ブローカーが預かり、失われません。{attempt}回目、{delay:.1f}秒後に再試行）: {detail}",
+        "The database's disk is full. Messages are not acknowledged until space is freed"
+        " (the broker keeps them; nothing is lost. Attempt {attempt}, retrying in {delay:.1f} s): {detail}",
+    ),
     # backup and restore (collector/backup.py, collector/restore.py), private files
     "private_tightened": (
         "{path} の権限を {old} から {new} にしました（所有者だけが読めるように）",

@@ -37,6 +37,11 @@ class StorageUnavailable(Exception):
     """The database cannot be reached right now; try the same batch again later."""
 
 
+class StorageFull(StorageUnavailable):
+    """The disk under the database is full: nothing can be committed until space is freed.
+    A batch is kept (never acknowledged, never quarantined) and tried again, like an outage."""
+
+
 @dataclass(frozen=True)
 class Device:
     id: int

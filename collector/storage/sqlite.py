@@ -15,6 +15,7 @@ from collector.storage.base import (
     Batch,
     Device,
     DeviceAccount,
+    StorageFull,
     StorageUnavailable,
     WriteResult,
 )
@@ -194,15 +195,32 @@ class _Transaction:
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as err:
-            raise StorageUnavailable(str(err)) from err
+            raise _unavailable(err) from err
 
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         if error is None:
-            self.db.execute("COMMIT")
+            try:
+                # A full disk shows up here (WAL mode writes the pages at COMMIT): the
+                # batch must be retried, not treated as bad data.
+                self.db.execute("COMMIT")
+            except sqlite3.OperationalError as err:
+                self._rollback()
+                raise _unavailable(err) from err
             return
-        self.db.execute("ROLLBACK")
+        self._rollback()
         if isinstance(error, sqlite3.OperationalError):
-            raise StorageUnavailable(str(error)) from error
+            raise _unavailable(error) from error
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back by itself already (e.g. on "disk is full").
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
+
+def _unavailable(err: sqlite3.OperationalError) -> StorageUnavailable:
+    if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return StorageFull(str(err))
+    return StorageUnavailable(str(err))
 
 
 def _device(row: tuple) -> Device:
