@@ -90,13 +90,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "まちキットの公開API。公開ポリシーが許すものだけを返します（docs/api.md）。",
         "machikit public API. Returns only what the publish policy allows (docs/api.md).",
     ),
-    "api_no_town": ("町「{town}」の公開データはありません。", "No public data for town '{town}'."),
-    "api_no_device": ("公開されている「{name}」はありません。", "No public device '{name}'."),
+    "api_no_town": ("その町はありません。", "No such town."),
+    "api_no_device": ("その名前の公開機器はありません。", "No public device by that name."),
     "api_not_shown": (
-        "「{name}」は今は表示していません（運行時間外か車庫）。",
-        "'{name}' is not shown now (off duty or in its depot).",
+        "その車両は今は表示していません（運行時間外か車庫）。",
+        "That vehicle is not shown now (off duty or in its depot).",
     ),
-    "api_bad_bucket": ("bucket は次のどれか（秒）: {allowed}", "bucket must be one of (seconds): {allowed}"),
     "api_bad_request": ("リクエストが正しくありません: {detail}", "Bad request: {detail}"),
     "api_too_many_clients": (
         "接続が多すぎます。少し待ってからもう一度。",
@@ -600,15 +599,6 @@ TEXTS: dict[str, tuple[str, str]] = {
     "api_too_many_streams": (
         "この接続元からのライブ接続が多すぎます。少し待ってからもう一度。",
         "Too many live connections from this address. Please try again shortly.",
-    ),
-    # machikit flash --ca: the CA a board checks its broker's certificate with
-    "flash_no_ca": (
-        "注意: --ca がないので、ボードはブローカーの証明書を確かめません（暗号化だけ）。町の CA か、公的な証明書ならそれを発行したルート CA のファイルを --ca で渡してください（docs/operations.md）",
-        "Note: no --ca, so the board will not check the broker's certificate (encryption only). Pass the town's CA, or for a public certificate the root CA that issued it, with --ca (docs/operations.md)",
-    ),
-    "flash_bad_ca": (
-        "--ca の証明書はボードで使えません: {detail}",
-        "The --ca certificate cannot be used on a board: {detail}",
     ),
     # machikit flash --ca: the CA a board checks its broker's certificate with
     "flash_no_ca": (
