@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from collector.api.guard import page_policy
 from collector.api.server import WebServer
 from collector.settings import Settings
 from collector.storage import Batch, Storage, open_storage
@@ -483,6 +484,14 @@ def test_security_headers_everywhere(sqlite_api: Api) -> None:
         assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
     assert sqlite_api.get("/vehicles").headers["content-security-policy"].startswith(
         "default-src 'none'")
+
+
+def test_the_page_policy_allows_the_town_s_own_tile_server() -> None:
+    assert "img-src 'self' data: https://*.tile.openstreetmap.org;" in page_policy(
+        "https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png")
+    assert "img-src 'self' data: http://10.1.2.3:8000;" in page_policy(
+        "http://10.1.2.3:8000/tiles/{z}/{x}/{y}.png")
+    assert "img-src 'self' data:;" in page_policy("/tiles/{z}/{x}/{y}.png")  # this server
 
 
 def open_stream(api: Api, source: str, extra: str = "") -> socket.socket:
