@@ -40,12 +40,15 @@ SUMMARY: list[Tally] = []
 # --- exact counts ---------------------------------------------------------------------
 
 def town_rows(db_url: str, town: str, table: str = "positions") -> tuple[int, int]:
-    """Rows of `town` in `table`, and how many (device, seq) pairs are there more than once."""
+    """Rows of `town` in `table`, and how many (device, seq) pairs are there more than once
+    (0 for device_status, which has no seq)."""
     total = (f"SELECT count(*) FROM {table} t JOIN devices d ON d.id = t.device_id"
              " WHERE d.town = {mark}")
     twice = (f"SELECT count(*) FROM (SELECT t.device_id, t.seq FROM {table} t"
              " JOIN devices d ON d.id = t.device_id WHERE d.town = {mark}"
              " GROUP BY t.device_id, t.seq HAVING count(*) > 1) AS doubled")
+    if table == "device_status":
+        twice = "SELECT count(*) FROM devices WHERE town = {mark} AND false"
     if db_url.startswith("sqlite:///"):
         with contextlib.closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as db:
             return (db.execute(total.format(mark="?"), (town,)).fetchone()[0],
@@ -53,6 +56,12 @@ def town_rows(db_url: str, town: str, table: str = "positions") -> tuple[int, in
     with psycopg.connect(db_url, autocommit=True) as conn:
         return (_one(conn, total.format(mark="%s"), town),
                 _one(conn, twice.format(mark="%s"), town))
+
+
+def town_stored(db_url: str, town: str) -> int:
+    """Every row the collector stored for `town` (what its `stored` counter counts)."""
+    return sum(town_rows(db_url, town, table)[0]
+               for table in ("positions", "readings", "events", "device_status"))
 
 
 def _one(conn: psycopg.Connection, query: str, town: str) -> int:
@@ -174,19 +183,21 @@ def terminate_backend(db_url: str, pid: int) -> None:
 
 
 @contextlib.contextmanager
-def database_outage(admin_url: str, db_url: str) -> Iterator[None]:
+def database_outage(server_url: str, db_url: str) -> Iterator[None]:
     """This test's database refuses every connection, and its open ones are cut: to the
     collector it is a database server that is down. The shared server itself keeps
-    running, so other test runs on it are not disturbed."""
+    running, so other test runs on it are not disturbed. server_url: another database
+    on the same server, owned by the same user."""
     name = database_name(db_url)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+    with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                     " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+                     " WHERE datname = %s AND pid <> pg_backend_pid()"
+                     " AND usename = current_user", (name,))  # not TimescaleDB's workers
     try:
         yield
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
+        with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
 
 
