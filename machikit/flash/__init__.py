@@ -7,7 +7,8 @@ boards.py finds boards, bundle.py builds the board's files, copy.py writes them.
 # paho-mqtt until a board is actually touched.
 from machikit.flash.boards import BoardPort, find_boards
 from machikit.flash.bundle import build_bundle
-from machikit.flash.copy import FlashError, flash_board, read_board_id, wait_online
+from machikit.flash.copy import FlashError, flash_board, read_board_id
+from machikit.flash.watch import wait_online
 
 __all__ = ["BoardPort", "FlashError", "build_bundle", "find_boards", "flash_board",
            "read_board_id", "wait_online"]

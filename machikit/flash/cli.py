@@ -6,7 +6,8 @@ from pathlib import Path
 from machikit.flash.boards import find_boards
 from machikit.flash.bundle import APPS, device_config
 from machikit.flash.certs import CertificateError, board_ca
-from machikit.flash.copy import FlashError, flash_board, progress_bar, wait_online
+from machikit.flash.copy import FlashError, flash_board, progress_bar
+from machikit.flash.watch import wait_online
 from machikit.texts import say
 
 

@@ -15,7 +15,8 @@ import serial
 
 from machikit import contract
 from machikit.flash.bundle import device_config
-from machikit.flash.copy import FlashError, flash_board, wait_online
+from machikit.flash.copy import FlashError, flash_board
+from machikit.flash.watch import wait_online
 from tests.collector.helpers import clear_retained, credentials, forget_session, unique_town
 from tests.firmware.process import mpy_cross
 from tests.flash.board_sim import BoardSim

@@ -14,7 +14,8 @@ import pytest
 
 from machikit.flash.bundle import device_config
 from machikit.flash.certs import CertificateError, board_ca
-from machikit.flash.copy import flash_board, wait_online
+from machikit.flash.copy import flash_board
+from machikit.flash.watch import wait_online
 from tests.collector.tls_broker import (
     SERVER_NAMES,
     TlsBroker,
