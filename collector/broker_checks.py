@@ -22,8 +22,14 @@ from pathlib import Path
 from amqtt.adapters import BufferReader, ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
 from amqtt.errors import MQTTError
-from amqtt.mqtt.connack import IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.connack import (
+    IDENTIFIER_REJECTED,
+    NOT_AUTHORIZED,
+    UNACCEPTABLE_PROTOCOL_VERSION,
+    ConnackPacket,
+)
 from amqtt.mqtt.connect import ConnectPacket
+from amqtt.mqtt.packet import CONNECT, MQTTFixedHeader
 from amqtt.session import Session
 
 from machikit import credentials
@@ -31,6 +37,7 @@ from machikit import credentials
 log = logging.getLogger("machikit.broker")
 COLLECTOR_USER = "machikit-collector"
 MESSAGE_SIZE_LIMIT = 256 * 1024  # bytes of payload, as message_size_limit in Mosquitto's config
+CONNECT_WAIT_S = 10  # a connection that does not say who it is within this is closed
 
 
 def device_parts(user: str) -> tuple[str, str] | None:
@@ -106,6 +113,19 @@ class CheckedReader(StreamReaderAdapter):
             await asyncio.sleep(-self._allowance / self.RATE)
 
 
+async def read_connect(reader: ReaderAdapter) -> tuple[bytes, ConnectPacket | None]:
+    """The first packet, whole (so a malformed one cannot leave amqtt waiting for bytes),
+    and the CONNECT in it; None for another MQTT version (amqtt speaks only 3.1.1, level 4:
+    an MQTT 5 client is told so and may try again with 3.1.1)."""
+    header = await MQTTFixedHeader.from_stream(reader)
+    if header is None or header.packet_type != CONNECT:
+        raise MQTTError("the first packet is not a CONNECT")
+    body = await reader.read(header.remaining_length)
+    if body[:7] != b"\x00\x04MQTT\x04":
+        return header.to_bytes() + body, None
+    return header.to_bytes() + body, await ConnectPacket.from_stream(BufferReader(body), header)
+
+
 class CheckedBroker(Broker):
     """amqtt's Broker with the checks above; password_file is data_dir/broker/passwd."""
 
@@ -121,15 +141,20 @@ class CheckedBroker(Broker):
 
     async def _initialize_client_session(self, reader: ReaderAdapter, writer, remote_address,
                                          remote_port):
-        connect = await ConnectPacket.from_stream(reader)
-        code = await asyncio.to_thread(refusal, connect, self.password_file)
+        try:
+            packet = await asyncio.wait_for(read_connect(reader), CONNECT_WAIT_S)
+        except Exception as err:  # slow, cut off or not MQTT: amqtt expects MQTTError
+            await writer.close()
+            raise MQTTError(f"no valid CONNECT from {remote_address}: {err!r}") from err
+        code = UNACCEPTABLE_PROTOCOL_VERSION if packet[1] is None else await asyncio.to_thread(
+            refusal, packet[1], self.password_file)
         if code is not None:
             await ConnackPacket.build(0, code).to_stream(writer)
             await writer.close()
             raise MQTTError(f"refused CONNECT from {remote_address} (code {code})")
         # amqtt reads the CONNECT again, from a copy; the rest comes from the socket.
         return await super()._initialize_client_session(
-            BufferReader(connect.to_bytes()), writer, remote_address, remote_port)
+            BufferReader(packet[0]), writer, remote_address, remote_port)
 
     async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
                                                           session: Session) -> None:

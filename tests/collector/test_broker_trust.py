@@ -288,3 +288,24 @@ def test_malformed_packets_are_dropped_and_others_served(storage: Storage, broke
     sock.close()
     device.close()
     collector.close()
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+@pytest.mark.parametrize("first", [b"", b"\x10\x7f" + b"\x00" * 20, b"\x30\x02\x00\x00"],
+                         ids=["silent", "cut-off-connect", "publish-first"])
+def test_a_connection_that_never_logs_in_is_closed(storage: Storage, broker: Broker,
+                                                   first: bytes) -> None:
+    """Mosquitto closes these too; amqtt waited forever for a CONNECT (a slow drip of
+    connections would hold the broker's connections open)."""
+    sock = socket.create_connection(("127.0.0.1", broker.port), timeout=15)
+    sock.sendall(first)
+    started = time.monotonic()
+    assert closed_by_broker_within(sock, 14)
+    assert time.monotonic() - started < 12
+    sock.close()
+    assert accepted(broker.port, COLLECTOR_USER, SERVICE[COLLECTOR_USER])
+
+
+def closed_by_broker_within(sock: socket.socket, seconds: float) -> bool:
+    sock.settimeout(seconds)
+    return closed_by_broker(sock)

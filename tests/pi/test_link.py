@@ -172,21 +172,22 @@ def test_tls_against_a_plain_broker_fails_softly(mqtt_url: str, town: str) -> No
 
 
 @pytest.fixture
-def embedded(tmp_path: Path) -> Iterator[tuple[list[EmbeddedBroker], int, str]]:
-    """An amqtt broker this test may stop and start; (brokers, port, device password)."""
+def embedded(tmp_path: Path) -> Iterator[tuple[list[EmbeddedBroker], int, str, str]]:
+    """An amqtt broker this test may stop and start; (brokers, port, town, device password)."""
     port = free_port()
-    password = local_user(tmp_path, "pi-test")
+    town = unique_town()
+    password = local_user(tmp_path, f"{town}.bus-01")  # a device login: <town>.<name>
     brokers = [EmbeddedBroker("127.0.0.1", port, tmp_path)]
     brokers[0].start()
-    yield brokers, port, password
+    yield brokers, port, town, password
     brokers[-1].stop()
 
 
 def test_send_is_false_while_the_broker_is_down_and_true_when_it_is_back(
-    tmp_path: Path, embedded: tuple[list[EmbeddedBroker], int, str]
+    tmp_path: Path, embedded: tuple[list[EmbeddedBroker], int, str, str]
 ) -> None:
-    brokers, port, password = embedded
-    link = Link(unique_town(), "bus-01", "127.0.0.1", port, "pi-test", password, keepalive=5)
+    brokers, port, town, password = embedded
+    link = Link(town, "bus-01", "127.0.0.1", port, f"{town}.bus-01", password, keepalive=5)
     link.start()
     try:
         assert wait_until(lambda: link.connected, 10)
