@@ -79,7 +79,9 @@ class Stack:
     def _start(self) -> None:
         run = self.run
         _register_public(run.db_url, run.town, run.vehicles)
+        # every bench listener comes from this one address; in a town each phone has its own
         web = {"MACHIKIT_WEB__HOST": HOST, "MACHIKIT_WEB__PORT": str(self.port),
+               "MACHIKIT_WEB__MAX_LIVE_PER_ADDRESS": "1000000",
                **self.plan.server_env}
         (collector,) = run.add_workers(1, None)
         if not self.split:  # `serve`: collector and API in one process
