@@ -1,5 +1,5 @@
 """Debian's programs that tests run on this machine itself: Chromium for the public
-map's browser tests, ufw for the workshop's firewall test.
+map's browser tests, ufw for the workshop's firewall test, openssl for the TLS tests.
 
 Playwright drives it (its own browser download does not work offline), so
 the package comes from Debian like every other test service. The servers live

@@ -34,6 +34,7 @@ def up(layout: Layout) -> dict[str, str]:
     env = build_env(layout, secret, pg_port(), mqtt_port())
     env["MACHIKIT_CHROMIUM"] = browser.install(layout)
     browser.install_host_tool(layout, "ufw")  # the workshop's firewall test (tests/workshop)
+    browser.install_host_tool(layout, "openssl")  # the TLS tests make their own test CA
     write_env(layout, env)
     return env
 
