@@ -58,6 +58,17 @@ def town_rows(db_url: str, town: str, table: str = "positions") -> tuple[int, in
                 _one(conn, twice.format(mark="%s"), town))
 
 
+def town_seqs(db_url: str, town: str) -> set[int]:
+    """The seqs stored in positions for `town`."""
+    query = ("SELECT t.seq FROM positions t JOIN devices d ON d.id = t.device_id"
+             " WHERE d.town = {mark}")
+    if db_url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as db:
+            return {s for (s,) in db.execute(query.format(mark="?"), (town,))}
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        return {s for (s,) in conn.execute(query.format(mark="%s"), (town,))}
+
+
 def town_stored(db_url: str, town: str) -> int:
     """Every row the collector stored for `town` (what its `stored` counter counts)."""
     return sum(town_rows(db_url, town, table)[0]
@@ -104,6 +115,7 @@ class Sender:
         self.publisher, self.town, self.rate, self.device = publisher, town, rate, device
         self.next_seq = first
         self.first = first
+        self.sent_at: list[int] = []  # ms when each seq was handed to paho
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -115,8 +127,9 @@ class Sender:
         start = time.monotonic()
         while not self._stop.is_set():
             seq = self.next_seq
+            self.sent_at.append(time.time_ns() // 1_000_000)
             self.publisher.send_msg(self.town, self.device, "pos", contract.position(
-                seq, time.time_ns() // 1_000_000, 42.3 + seq * 1e-6, 140.9, speed=8.0))
+                seq, self.sent_at[-1], 42.3 + seq * 1e-6, 140.9, speed=8.0))
             self.next_seq += 1
             self._stop.wait(max(0.0, start + self.sent / self.rate - time.monotonic()))
 
