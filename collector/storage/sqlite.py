@@ -153,7 +153,9 @@ class SqliteStorage(SqliteReads):
 
     def apply_retention(self, days: dict[str, int], now_ms: int) -> dict[str, int]:
         removed = {}
-        with self._lock:
+        # One transaction: on a full disk or a locked file it is put off whole, as a
+        # StorageUnavailable the schedule expects, instead of ending the writer.
+        with self._lock, self._transaction():
             for table, keep in days.items():
                 if keep > 0:
                     column = "received_at" if table == "quarantine" else "time"

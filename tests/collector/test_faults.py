@@ -21,6 +21,8 @@ import pytest
 from collector.broker import EmbeddedBroker, local_url
 from collector.serve import Server
 from collector.settings import Settings
+from collector.storage import Batch, open_storage
+from collector.storage.base import StorageFull
 from machikit import contract
 from pi.forward import Forwarder, batch_payload
 from pi.link import Link
@@ -136,6 +138,32 @@ def test_full_disk_holds_acks_and_recovers(broker: str, tmp_path: Path, mqtt_url
                                  c.duplicates))
         finally:
             stack.close()
+
+
+def test_retention_on_a_full_disk_waits_for_space(tmp_path: Path) -> None:
+    """The hourly clean-up (retention) also writes: on a full disk it must be put off like
+    a batch, not end the writer with an error (deleting old rows is what frees space)."""
+    need_root()
+    with small_disk(tmp_path / "disk", "16m") as disk:
+        store = open_storage(f"sqlite:///{disk}/machikit.db")
+        try:
+            store.migrate()
+            device = store.add_device("t1", "bus-01", "bus")
+            old = time.time_ns() // 1_000_000 - 40 * 86_400_000  # past the 30 days kept
+            batch = Batch()
+            for seq in range(2000):
+                batch.add("positions", (old + seq, device.id, seq, old + seq, True, 42.3,
+                                        140.9, None, None, None, None, None))
+            assert store.write(batch).stored == 2000
+            filler = fill(disk)
+            with pytest.raises(StorageFull):
+                store.apply_retention({"positions": 30}, old + 40 * 86_400_000)
+            assert store.counts()["positions"] == 2000  # nothing half done
+            filler.unlink()
+            assert store.apply_retention({"positions": 30}, old + 40 * 86_400_000) == \
+                {"positions": 2000}
+        finally:
+            store.close()
 
 
 # --- the broker side: the collector's connection cut, the embedded broker restarted ----
