@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from collector.broker import EmbeddedBroker, local_url
+from collector.ingest import Collector
 from collector.serve import Server
 from collector.settings import Settings
 from collector.storage import Batch, open_storage
@@ -171,31 +172,37 @@ def test_retention_on_a_full_disk_waits_for_space(tmp_path: Path) -> None:
 def restart_embedded_broker(server: Server, down_s: float) -> tuple[int, int]:
     """Stop amqtt (its sessions and queues are in memory: gone) and start a new one on
     the same port, as a restart of `machikit serve`'s broker part would. Returns when
-    the stop began and when it was done (Unix ms)."""
+    the stop began and when the new broker was listening (Unix ms)."""
     assert server.broker is not None
     stopping = now_ms()
     server.broker.stop()
-    stopped = now_ms()
     time.sleep(down_s)
     s = server.settings
     server.broker = EmbeddedBroker(s.embedded_mqtt_host, s.embedded_mqtt_port, s.data_dir)
     server.broker.start()
-    return stopping, stopped
+    return stopping, now_ms()
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def subscribed_at(collector: Collector) -> int:
+    """When the collector's new subscription is in place (Unix ms)."""
+    assert wait_until(collector.subscribed.is_set, timeout=30, every=0.01), "no resubscribe"
+    return now_ms()
+
+
 def test_embedded_broker_restart(tmp_path: Path) -> None:
     """The collector reconnects and subscribes again (the new broker knows no session),
-    and the device resends what the old broker never acknowledged: everything sent before
-    the stop and after it is stored once.
+    the device resends what the old broker never acknowledged, and nothing is stored
+    twice. Everything sent before the stop and after the collector's new subscription
+    is stored.
 
-    Not exact: amqtt acknowledges a PUBLISH before it has passed it on, and keeps
-    acknowledging while it shuts down; what it holds at that moment is gone with its
-    memory (measured: 1 to 11 messages at 100/s). Those may only be messages sent in the
-    stop's own window; the summary reports how many."""
+    Not exact, and the summary says how many were lost: amqtt acknowledges a PUBLISH
+    before passing it on and drops what it holds when it stops, and the new broker
+    acknowledges (and drops: nobody subscribed yet) what devices send before the
+    collector is back. See the strict xfail below."""
     town = unique_town()
     with embedded_stack(tmp_path, town) as stack:
         stack.storage.add_device(town, "bus-01", "bus")
@@ -206,21 +213,49 @@ def test_embedded_broker_restart(tmp_path: Path) -> None:
         generation = collector.generation
         with Sender(pub, town, rate=100) as sender:
             time.sleep(2)
-            stopping, stopped = restart_embedded_broker(stack.server, down_s=2)
+            stopping, _ = restart_embedded_broker(stack.server, down_s=0.5)
+            back = subscribed_at(collector)
             time.sleep(3)
         assert pub.all_acknowledged(timeout=60)
-        assert collector.generation > generation and collector.subscribed.is_set()
+        assert collector.generation > generation
         sent = sender.sent
         assert wait_until(lambda: max(town_seqs(db_url, town)) == sent - 1, timeout=30)
         time.sleep(1)
         lost = set(range(sent)) - town_seqs(db_url, town)
-        in_stop = {s for s, at in enumerate(sender.sent_at) if stopping - 1000 <= at <= stopped}
-        assert lost <= in_stop, f"lost outside amqtt's stop: {sorted(lost - in_stop)}"
+        away = {s for s, at in enumerate(sender.sent_at) if stopping - 1000 <= at <= back}
+        assert lost <= away, f"lost while the collector was subscribed: {sorted(lost - away)}"
         assert town_rows(db_url, town) == (sent - len(lost), 0)
         c = stack.counters
         assert (c.stored, c.received) == (sent - len(lost), c.stored + c.duplicates)
-        SUMMARY.append(Tally(f"embedded broker (amqtt) restart: {len(lost)} lost in its stop",
-                             sent, sent - len(lost), c.duplicates))
+        SUMMARY.append(Tally(f"embedded broker (amqtt) restart: {len(lost)} of {len(away)} "
+                             "sent meanwhile lost", sent, sent - len(lost), c.duplicates))
+
+
+class NotTheCase(Exception):
+    """The situation the test needs did not arise (a real failure, not the expected one)."""
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "amqtt acknowledges a device's message while nobody subscribes to it (the collector "
+    "not yet back after a broker restart, or not yet started by `serve`) and drops it; "
+    "a fix belongs in collector/broker.py, e.g. refuse device logins until the "
+    "collector has subscribed"))
+def test_embedded_broker_keeps_what_devices_send_before_the_collector_is_back(
+        tmp_path: Path) -> None:
+    town = unique_town()
+    with embedded_stack(tmp_path, town) as stack:
+        stack.storage.add_device(town, "bus-01", "bus")
+        db_url = stack.server.settings.database()
+        collector = stack.server.collector
+        assert collector is not None
+        restart_embedded_broker(stack.server, down_s=1.5)  # the collector's retry: 1 s, 3 s
+        pub = stack.publisher("back-first")  # a device that reconnects at once
+        send_positions(pub, town, range(10))
+        if not pub.all_acknowledged(timeout=5) or collector.subscribed.is_set():
+            raise NotTheCase("the collector was back before the device's messages")
+        subscribed_at(collector)
+        time.sleep(2)
+        assert town_rows(db_url, town) == (10, 0), "acknowledged by the broker, not stored"
 
 
 def test_cut_connection_redelivers_and_flows_again(database_url: str, mqtt_url: str) -> None:
@@ -299,7 +334,8 @@ def test_device_offline_for_hours_replays_its_outbox(tmp_path: Path, database_ur
         device = stack.storage.find_devices({(town, "bus-07")})[(town, "bus-07")]
         marker = stack.storage.latest_positions([device.id], 0)[device.id]
         assert (marker["t"], marker["lat"]) == (now, 42.5), "late data moved the marker"
-        assert stack.counters.stored == town_stored(db_url, town)
+        # its counters agree (statuses included: the goodbye may still be on its way)
+        assert wait_until(lambda: stack.counters.stored == town_stored(db_url, town), 10)
         SUMMARY.append(Tally("Pi offline 3 h, outbox replayed twice", 2162, 1081, 1081))
 
 
