@@ -2,10 +2,12 @@
 
 After every fault: each message the broker acknowledged is stored exactly once (the
 rows of the test's town are counted, no (device, seq) is there twice), and the
-collector's own counters say the same. The collector killed mid-write, the database
-away for a minute and the full disk are in test_faults_outages.py; device-side faults
-(clock jumps, replays, duplicates) and broker-side ones (kicks, the embedded broker's
-restart) are here. The module prints a summary at the end (faults, sent, stored).
+collector's own counters say the same. Here: the full disk (SQLite on a small tmpfs),
+the broker side (the collector's TCP connection cut, the embedded broker restarted)
+and the device side (duplicates, a Pi's replay after hours offline, clock jumps).
+The collector killed around its commit and the database away for a minute are in
+test_faults_outages.py. Each module prints the counts so far at its end (fault, sent,
+stored, duplicates, quarantined).
 """
 
 import contextlib
