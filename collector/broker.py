@@ -15,6 +15,7 @@ delivery whose PUBACK takes more than 5 s.
 import asyncio
 import logging
 import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,10 +149,17 @@ def local_url(settings, user: str = COLLECTOR_USER) -> str:
 
 
 class EmbeddedBroker:
-    """amqtt in its own thread with its own event loop."""
+    """amqtt in its own thread with its own event loop.
 
-    def __init__(self, host: str, port: int, data_dir: Path) -> None:
+    wait_for_collector: others may log in only once the collector has subscribed
+    (`serve` runs both; a broker alone for tests or tools does not wait)."""
+
+    DRAIN_S = 10.0  # how long stop() lets the collector take what the broker holds
+
+    def __init__(self, host: str, port: int, data_dir: Path,
+                 wait_for_collector: bool = False) -> None:
         self.host, self.port = host, port
+        self.wait_for_collector = wait_for_collector
         self.password_file = broker_dir(data_dir) / "passwd"
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="broker",
@@ -168,7 +176,8 @@ class EmbeddedBroker:
         }
 
     async def _start(self) -> None:
-        self._broker = CheckedBroker(self._config(), self._loop, self.password_file)
+        self._broker = CheckedBroker(self._config(), self._loop, self.password_file,
+                                     self.wait_for_collector)
         await self._broker.start()
 
     def start(self) -> None:
@@ -184,11 +193,16 @@ class EmbeddedBroker:
             raise
 
     def stop(self) -> None:
+        """Devices and tools first (they keep what is not acknowledged), then what the broker
+        still holds goes to the collector, then the broker stops: its memory is all it has."""
         if self._broker is not None:
-            future = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
-            try:
-                future.result(timeout=10)
-            except Exception:  # shutting down anyway
-                log.debug("broker shutdown", exc_info=True)
+            self._run(self._broker.close_to_all_but_the_collector(self.DRAIN_S), self.DRAIN_S + 2)
+            self._run(self._broker.shutdown(), 10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+
+    def _run(self, work: Coroutine, timeout: float) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=timeout)
+        except Exception:  # stopping anyway
+            log.debug("broker stop", exc_info=True)

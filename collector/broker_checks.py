@@ -17,6 +17,7 @@ sending in a loop is slowed down, so it cannot take the broker's time from the o
 import asyncio
 import logging
 import time
+import weakref
 from pathlib import Path
 
 from amqtt.adapters import BufferReader, ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter
@@ -25,6 +26,7 @@ from amqtt.errors import MQTTError
 from amqtt.mqtt.connack import (
     IDENTIFIER_REJECTED,
     NOT_AUTHORIZED,
+    SERVER_UNAVAILABLE,
     UNACCEPTABLE_PROTOCOL_VERSION,
     ConnackPacket,
 )
@@ -32,7 +34,7 @@ from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.packet import CONNECT, MQTTFixedHeader
 from amqtt.session import Session
 
-from machikit import credentials
+from machikit import contract, credentials
 
 log = logging.getLogger("machikit.broker")
 COLLECTOR_USER = "machikit-collector"
@@ -94,8 +96,12 @@ class CheckedReader(StreamReaderAdapter):
         super().__init__(reader)
         self._writer = writer
         self._allowance, self._checked = float(self.BURST), time.monotonic()
+        self.user = ""  # the login, once its CONNECT was read
+        self.reading = asyncio.Event()
+        self.reading.set()
 
     async def read(self, n: int = -1) -> bytes:
+        await self.reading.wait()  # cleared while the broker stops: the rest stays unread
         if n > MESSAGE_SIZE_LIMIT:
             log.warning("closed a connection sending %d bytes (limit %d)", n, MESSAGE_SIZE_LIMIT)
             self._writer.transport.abort()  # drop the rest unread, at once
@@ -127,17 +133,58 @@ async def read_connect(reader: ReaderAdapter) -> tuple[bytes, ConnectPacket | No
 
 
 class CheckedBroker(Broker):
-    """amqtt's Broker with the checks above; password_file is data_dir/broker/passwd."""
+    """amqtt's Broker with the checks above; password_file is data_dir/broker/passwd.
+
+    amqtt keeps sessions in memory and acknowledges a device's message before it passes
+    it on, even when nobody subscribes. So with wait_for_collector every login but the
+    collector's is told "server unavailable" (devices keep their messages and try again)
+    until the collector has subscribed, and on stop the collector takes what the broker
+    holds before the broker forgets it.
+    """
 
     def __init__(self, config: dict, loop: asyncio.AbstractEventLoop,
-                 password_file: Path) -> None:
+                 password_file: Path, wait_for_collector: bool = False) -> None:
         super().__init__(config, loop=loop)
         self.password_file = password_file
+        self.collector_listening = not wait_for_collector
+        self.closing = False
+        self.readers: weakref.WeakSet[CheckedReader] = weakref.WeakSet()
+
+    def open_to(self, user: str) -> bool:
+        return user == COLLECTOR_USER or (self.collector_listening and not self.closing)
+
+    async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        granted = await super().add_subscription(subscription, session)
+        if (granted != 0x80 and session.username == COLLECTOR_USER
+                and subscription[0].startswith(contract.ROOT + "/")):
+            self.collector_listening = True
+        return granted
+
+    async def close_to_all_but_the_collector(self, wait_s: float) -> bool:
+        """Turn the others away, then wait (up to wait_s) until the collector has taken
+        and acknowledged everything the broker holds. False if it had not by then."""
+        self.closing = True
+        for reader in list(self.readers):  # what they have not sent whole they send again
+            if reader.user != COLLECTOR_USER:
+                reader.reading.clear()
+        deadline = time.monotonic() + wait_s
+        while not self._drained():
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    def _drained(self) -> bool:
+        sessions = [s for s, _ in self._sessions.values()]
+        return self._broadcast_queue.empty() and all(
+            s.delivered_message_queue.empty() and (s.username != COLLECTOR_USER or (
+                not s.inflight_out and s.retained_messages.empty())) for s in sessions)
 
     async def stream_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                                listener_name: str) -> None:
-        await self._client_connected(listener_name, CheckedReader(reader, writer),
-                                     StreamWriterAdapter(writer))
+        checked = CheckedReader(reader, writer)
+        self.readers.add(checked)
+        await self._client_connected(listener_name, checked, StreamWriterAdapter(writer))
 
     async def _initialize_client_session(self, reader: ReaderAdapter, writer, remote_address,
                                          remote_port):
@@ -146,8 +193,9 @@ class CheckedBroker(Broker):
         except Exception as err:  # slow, cut off or not MQTT: amqtt expects MQTTError
             await writer.close()
             raise MQTTError(f"no valid CONNECT from {remote_address}: {err!r}") from err
-        code = UNACCEPTABLE_PROTOCOL_VERSION if packet[1] is None else await asyncio.to_thread(
-            refusal, packet[1], self.password_file)
+        code = await self._refusal(packet[1])
+        if isinstance(reader, CheckedReader) and packet[1] is not None:
+            reader.user = packet[1].username or ""
         if code is not None:
             await ConnackPacket.build(0, code).to_stream(writer)
             await writer.close()
@@ -155,6 +203,14 @@ class CheckedBroker(Broker):
         # amqtt reads the CONNECT again, from a copy; the rest comes from the socket.
         return await super()._initialize_client_session(
             BufferReader(packet[0]), writer, remote_address, remote_port)
+
+    async def _refusal(self, connect: ConnectPacket | None) -> int | None:
+        if connect is None:
+            return UNACCEPTABLE_PROTOCOL_VERSION
+        code = await asyncio.to_thread(refusal, connect, self.password_file)
+        if code is None and not self.open_to(connect.username or ""):
+            return SERVER_UNAVAILABLE  # nobody would store its messages yet (or any more)
+        return code
 
     async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
                                                           session: Session) -> None:

@@ -49,6 +49,7 @@ class Collector:
         self.counters = Counters()
         self.reporter = StatsReporter(self)
         self.generation = 0
+        self.leaving = False  # set when the server stops: the broker goes first, quietly
         self.subscribed = threading.Event()
         self.client = self._make_client()
 
@@ -86,7 +87,7 @@ class Collector:
         # sends them again on the next one, and the dedupe key stores them once.
         self.generation += 1
         self.subscribed.clear()
-        if reason.is_failure:
+        if reason.is_failure and not self.leaving:
             log.warning(say("mqtt_lost", detail=reason))
 
     def _on_message(self, client, userdata, message):

@@ -41,7 +41,8 @@ class Server:
         if s.embedded_broker or s.database_url is None:
             private_folder(s.data_dir)  # password hashes, secrets: owner-only (design.md)
         if s.embedded_broker:
-            self.broker = EmbeddedBroker(s.embedded_mqtt_host, s.embedded_mqtt_port, s.data_dir)
+            self.broker = EmbeddedBroker(s.embedded_mqtt_host, s.embedded_mqtt_port, s.data_dir,
+                                         wait_for_collector=True)
             local_url(s)  # make sure the collector's user exists before clients connect
             self.broker.start()
         self.storage = open_storage(s.database())
@@ -78,13 +79,15 @@ class Server:
     def stop(self) -> None:
         if self.web:
             self.web.stop()
+        if self.broker:  # while the collector still stores what the broker holds
+            if self.collector:
+                self.collector.leaving = True
+            self.broker.stop()
         self.stop_event.set()
         if self._writer:
             self._writer.join(timeout=30)
         if self.collector:
             self.collector.close()
-        if self.broker:
-            self.broker.stop()
 
     def describe(self) -> str:
         ready = say("serve_ready", mqtt=redact(self.mqtt_url),
