@@ -8,8 +8,8 @@ It listens on 127.0.0.1 by default; LAN access comes with device credentials.
 Checked before amqtt sees them (broker_checks.py): passwords, client ids that belong to
 another login, retained messages past the topic rules, messages over 256 KiB.
 Limits compared with Mosquitto (docs/design.md): MQTT 3.1.1 only, sessions
-kept in memory (a restart forgets them), and amqtt gives up on a QoS 1
-delivery whose PUBACK takes more than 5 s.
+kept in memory (a stop hands what it holds to the collector first; a crash
+forgets it), and amqtt gives up on a QoS 1 delivery whose PUBACK takes more than 5 s.
 """
 
 import asyncio
