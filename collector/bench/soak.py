@@ -279,7 +279,7 @@ class Town:
 
     def _result(self, go, end, published, counts, events, ramp, seen, probe, probed, polled,
                 memory) -> dict:
-        from collector.bench.tally import delays, event_catch_up, status_5xx
+        from collector.bench.tally import collector_db_errors, delays, event_catch_up, status_5xx
 
         acked = published["acked"]
         windows = {"baseline": (go, go + self.plan.baseline_s),
@@ -302,6 +302,7 @@ class Town:
             "memory_mb": memory,
             # someone else's test restarted the shared PostgreSQL meanwhile
             "database_reconnects": self.db.reconnects,
+            "collector_db_errors": collector_db_errors(self.server.run.stats),
             "verdict": {"loss": acked - counts["stored"], "duplicates": counts["duplicates"],
                         "quarantined": counts["quarantined"],
                         "exactly_once": acked == counts["stored"] and counts["duplicates"] == 0

@@ -90,6 +90,19 @@ def stored_delay(stats, start: float, end: float) -> dict:
             "source": "collector stats, p99 = upper bound of its histogram bucket"}
 
 
+def collector_db_errors(stats) -> int:
+    """Database errors the collector met, over all its processes (the counter
+    starts again after a restart). On a shared test bed, someone else's test
+    restarting PostgreSQL shows up here: the delays are then not the soak's own."""
+    snaps = {s["time_ms"]: s for found in stats.snapshots.values() for s in found}
+    total = last = 0
+    for _, snap in sorted(snaps.items()):
+        now = snap.get("db_errors") or 0
+        total += now - last if now >= last else now
+        last = now
+    return total
+
+
 def live_delay(probe, start: float, end: float) -> dict:
     """publish -> seen by one map viewer on the live stream."""
     hist = Histogram()

@@ -356,6 +356,7 @@ def test_bench_soak_smoke_loses_nothing(database_url: str, tmp_path: Path) -> No
     assert delays["run"]["received"]["max"] >= 5000  # the kill held messages up
     assert report["live"]["connected"] == 20 and report["live"]["dropped"] == 0
     assert report["api_5xx"] == 0 and report["pollers"]["requests"] > 0
+    assert report["collector_db_errors"] >= 0  # others' tests may restart the shared database
     assert report["machine"]["cpus"] and len(report["machine"]["load_end"]) == 3
     assert report["database"] not in bench_databases(database_url)
     assert "LOSS" in render(report)
