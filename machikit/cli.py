@@ -33,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "stats": ("collector.stats", "run_stats", "collector",
               "収集の統計を表示 / show collector counters"),
     "bench": ("collector.bench", "run_bench", "dev",
-              "性能を測る (ingest, live, api) / benchmarks: ingest, live stream, API"),
+              "性能を測る (ingest, live, api, soak) / benchmarks: ingest, live, API, soak"),
     "backup": ("collector.backup", "run_backup", "collector",
                "データベースをファイルにバックアップ / back up the database to a file"),
     "restore": ("collector.restore", "run_restore", "collector",
