@@ -7,12 +7,10 @@ complete (written under a temporary name, then renamed).
 """
 
 import argparse
-import sqlite3
-import sys
 from pathlib import Path
 
 from collector import backup_postgres, backup_sqlite
-from collector.backup_files import BackupError, human_size, output_path, rows_report
+from collector.backup_files import human_size, or_one_line, output_path, rows_report
 from collector.settings import load_settings
 from machikit.texts import say
 
@@ -45,13 +43,8 @@ def make_backup(url: str, out: Path, pg_bin: str | None = None) -> dict[str, int
 def run_backup(args: argparse.Namespace) -> int:
     url = load_settings(args.config).database()
     out = output_path(args.out, "sqlite" if sqlite_path(url) else "postgres")
-    try:
-        counts = make_backup(url, out, args.pg_bin)
-    except BackupError as err:
-        print(err, file=sys.stderr)
-        return 1
-    except (OSError, sqlite3.Error) as err:  # a full disk, a folder we may not write to
-        print(say("error", detail=err), file=sys.stderr)
+    counts = or_one_line(lambda: make_backup(url, out, args.pg_bin))
+    if counts is None:
         return 1
     print(say("backup_done", path=out.resolve(), size=human_size(out.stat().st_size)))
     print(rows_report(counts))

@@ -1,16 +1,33 @@
 """What `machikit backup` and `machikit restore` share: names, sizes, the report."""
 
 import os
+import sqlite3
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from machikit.private import new_folders
 from machikit.texts import say
+
+T = TypeVar("T")
 
 
 class BackupError(Exception):
     """A backup or restore that cannot be done (or would harm data); the message says
     why and what to do, in both languages."""
+
+
+def or_one_line(work: Callable[[], T]) -> T | None:
+    """The work's result, or None after one line on stderr (never a traceback)."""
+    try:
+        return work()
+    except BackupError as err:
+        print(err, file=sys.stderr)
+    except (OSError, sqlite3.Error) as err:  # a full disk, a folder we may not write to
+        print(say("error", detail=err), file=sys.stderr)
+    return None
 
 
 def dated_name(engine: str, now: float | None = None) -> str:

@@ -7,13 +7,11 @@ TimescaleDB's restore steps (collector/backup_postgres.py).
 """
 
 import argparse
-import sqlite3
-import sys
 from pathlib import Path
 
 from collector import backup_postgres, backup_sqlite
 from collector.backup import add_pg_bin, sqlite_path
-from collector.backup_files import BackupError, rows_report
+from collector.backup_files import BackupError, or_one_line, rows_report
 from collector.settings import load_settings, redact
 from machikit.texts import say
 
@@ -47,14 +45,10 @@ def _same_kind(file: Path, matches: bool, engine: str) -> None:
 
 def run_restore(args: argparse.Namespace) -> int:
     url = load_settings(args.config).database()
-    try:
-        counts, kept = restore_backup(args.file, url, args.force, args.pg_bin)
-    except BackupError as err:
-        print(err, file=sys.stderr)
+    restored = or_one_line(lambda: restore_backup(args.file, url, args.force, args.pg_bin))
+    if restored is None:
         return 1
-    except (OSError, sqlite3.Error) as err:  # a full disk, a folder we may not write to
-        print(say("error", detail=err), file=sys.stderr)
-        return 1
+    counts, kept = restored
     print(say("restore_done", file=args.file, target=redact(url)))
     if kept:
         print(say("restore_kept_old", path=kept))
